@@ -1,0 +1,18 @@
+// Package models carries the workshop's fraud model and its scaler as data,
+// so that every Veil binary has working defaults without any download.
+// Attribution: see NOTICE and SOURCE.md in this folder.
+package models
+
+import _ "embed"
+
+// FraudONNX is the workshop's trained fraud model (Apache-2.0): input
+// "dense_input" FP32 [-1,5], output "dense_3" FP32 [-1,1].
+//
+//go:embed fraud/1/model.onnx
+var FraudONNX []byte
+
+// FraudScalerJSON is the StandardScaler fitted with FraudONNX, as JSON
+// (mean_, scale_, feature_order).
+//
+//go:embed fraud/artifact/scaler.json
+var FraudScalerJSON []byte
