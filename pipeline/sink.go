@@ -1,0 +1,242 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/cloudevents/sdk-go/v2/client"
+	"github.com/cloudevents/sdk-go/v2/protocol"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+)
+
+// ResultEventType is the CloudEvents type of the batcher's score results.
+const ResultEventType = "dev.veil.fraud.score.v1"
+
+// maxSinkBody bounds one result request; a result event is ~150 bytes, a
+// batched one a few hundred per row.
+const maxSinkBody = 8 << 20
+
+// ScoreResult is the data of one result event.
+type ScoreResult struct {
+	TransactionID string  `json:"transaction_id"`
+	Score         float64 `json:"score"`
+	Fraud         bool    `json:"fraud"`
+	Model         string  `json:"model"`
+	ModelVersion  string  `json:"model_version"`
+}
+
+// Arrival is a result as the sink saw it.
+type Arrival struct {
+	ScoreResult
+	At time.Time
+}
+
+// SinkCounts are the sink's totals.
+type SinkCounts struct {
+	Events      int   // result events received
+	Results     int   // results in them (a batched result event holds several)
+	Distinct    int   // distinct transaction ids
+	Duplicates  int   // results for an id already seen
+	Ignored     int   // events of another type
+	Rejected    int   // result events whose data did not decode
+	ResultBytes int64 // data bytes of the result events: what left the cloud side, per the egress ratio
+}
+
+// Sink is the local stand-in for K_SINK: a CloudEvents receiver that keeps
+// every result with its arrival time.
+type Sink struct {
+	srv      *http.Server
+	listener net.Listener
+	now      func() time.Time
+
+	mu       sync.Mutex
+	first    map[string]Arrival // first result per transaction id
+	arrivals []Arrival          // every result, in arrival order
+	counts   SinkCounts
+	changed  chan struct{} // closed and replaced on every new distinct id
+	served   chan error
+}
+
+// NewSink listens on addr (e.g. "127.0.0.1:0"); call Serve to start.
+func NewSink(addr string) (*Sink, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("sink: listen on %s: %w", addr, err)
+	}
+	s := &Sink{
+		listener: l,
+		now:      time.Now,
+		first:    make(map[string]Arrival),
+		changed:  make(chan struct{}),
+		served:   make(chan error, 1),
+	}
+	p, err := cehttp.New()
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("sink: cloudevents http protocol: %w", err)
+	}
+	h, err := client.NewHTTPReceiveHandler(context.Background(), p, s.receive)
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("sink: cloudevents handler: %w", err)
+	}
+	s.srv = &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r.Body = http.MaxBytesReader(w, r.Body, maxSinkBody)
+			h.ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	return s, nil
+}
+
+// URL is where to send result events (the K_SINK value).
+func (s *Sink) URL() string { return "http://" + s.listener.Addr().String() + "/" }
+
+// Serve serves until Close.
+func (s *Sink) Serve() {
+	go func() {
+		err := s.srv.Serve(s.listener)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.served <- err
+	}()
+}
+
+// Close stops the sink, letting requests in flight finish within ctx.
+func (s *Sink) Close(ctx context.Context) error {
+	if err := s.srv.Shutdown(ctx); err != nil {
+		return fmt.Errorf("sink: shutdown: %w", err)
+	}
+	select {
+	case err := <-s.served:
+		if err != nil {
+			return fmt.Errorf("sink: serve: %w", err)
+		}
+	default: // Serve was never called
+	}
+	return nil
+}
+
+func (s *Sink) receive(ctx context.Context, e cloudevents.Event) protocol.Result {
+	at := s.now()
+	if e.Type() != ResultEventType {
+		s.mu.Lock()
+		s.counts.Ignored++
+		s.mu.Unlock()
+		return protocol.ResultACK
+	}
+	data := e.Data()
+	results, err := decodeResults(data)
+	if err != nil {
+		s.mu.Lock()
+		s.counts.Rejected++
+		s.mu.Unlock()
+		slog.Warn("sink: undecodable result event", "id", e.ID(), "err", err)
+		// 400: redelivering the same bytes would not help.
+		return cehttp.NewResult(http.StatusBadRequest, "result data: %v", err)
+	}
+	s.record(at, int64(len(data)), results)
+	return protocol.ResultACK
+}
+
+func (s *Sink) record(at time.Time, n int64, results []ScoreResult) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.counts.Events++
+	s.counts.ResultBytes += n
+	newID := false
+	for _, r := range results {
+		a := Arrival{ScoreResult: r, At: at}
+		s.arrivals = append(s.arrivals, a)
+		s.counts.Results++
+		if _, seen := s.first[r.TransactionID]; seen {
+			s.counts.Duplicates++
+			continue
+		}
+		s.first[r.TransactionID] = a
+		newID = true
+	}
+	s.counts.Distinct = len(s.first)
+	if newID {
+		close(s.changed)
+		s.changed = make(chan struct{})
+	}
+}
+
+// decodeResults accepts one result object or, for the batcher's
+// one-event-per-batch option, an array of them.
+func decodeResults(data []byte) ([]ScoreResult, error) {
+	data = bytes.TrimSpace(data)
+	var out []ScoreResult
+	if len(data) > 0 && data[0] == '[' {
+		if err := json.Unmarshal(data, &out); err != nil {
+			return nil, fmt.Errorf("decode result array: %w", err)
+		}
+	} else {
+		var r ScoreResult
+		if err := json.Unmarshal(data, &r); err != nil {
+			return nil, fmt.Errorf("decode result: %w", err)
+		}
+		out = []ScoreResult{r}
+	}
+	for i, r := range out {
+		if r.TransactionID == "" {
+			return nil, fmt.Errorf("result %d has no transaction_id", i)
+		}
+	}
+	return out, nil
+}
+
+// WaitDistinct blocks until results for want distinct transactions have
+// arrived, or ctx ends.
+func (s *Sink) WaitDistinct(ctx context.Context, want int) error {
+	for {
+		s.mu.Lock()
+		have, ch := len(s.first), s.changed
+		s.mu.Unlock()
+		if have >= want {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for results (%d of %d arrived): %w", have, want, ctx.Err())
+		}
+	}
+}
+
+// Counts returns the totals so far.
+func (s *Sink) Counts() SinkCounts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts
+}
+
+// First returns the first result per transaction id.
+func (s *Sink) First() map[string]Arrival {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]Arrival, len(s.first))
+	for k, v := range s.first {
+		out[k] = v
+	}
+	return out
+}
+
+// Arrivals returns every result in arrival order.
+func (s *Sink) Arrivals() []Arrival {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Arrival(nil), s.arrivals...)
+}
