@@ -107,7 +107,6 @@ func (t *Transaction) Set(c Column, v float64) {
 // something that no retry can fix.
 var ErrMalformed = errors.New("malformed transaction")
 
-
 // flexNumber accepts a JSON number or a JSON boolean (true = 1), since
 // producers differ on how they write the binary flags.
 type flexNumber float64
