@@ -1,0 +1,9 @@
+// Package protocol holds the wire format of the Trustee KBS attestation
+// protocol (RCAR, protocol version 0.4.0): message types, bounded decoders for
+// every KBS reply, the canonical runtime-data digest that binds a TEE key to
+// the hardware evidence, resource ids, and the typed errors a KBS answers with.
+//
+// It has no network code, so both the client (package kbsclient) and the
+// development server (package devkbs) share exactly one definition of the
+// protocol. See docs in /work/shared/spec/kbs-protocol.md for the facts.
+package protocol
