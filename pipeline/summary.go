@@ -148,7 +148,9 @@ func pct(v *float64) string {
 // PrintTable writes the human summary table.
 func (s Summary) PrintTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "  %s\t"+format+"\n", append([]any{k}, args...)...) }
+	row := func(k, format string, args ...any) {
+		fmt.Fprintf(tw, "  %s\t"+format+"\n", append([]any{k}, args...)...)
+	}
 	fmt.Fprintln(tw, "Summary")
 	row("transactions sent", "%d", s.Sent)
 	row("transactions scored", "%d (missing %d, duplicate results %d)", s.Scored, s.Missing, s.Duplicates)
