@@ -180,6 +180,10 @@ func classify(err error) error {
 	if err == nil {
 		return nil
 	}
+	var certErr *tls.CertificateVerificationError
+	if errors.As(err, &certErr) {
+		return permanent(fmt.Errorf("KBS TLS certificate not trusted (check --kbs_cert): %w", err))
+	}
 	for _, p := range []error{ErrVersionMismatch, ErrPolicyDenied, ErrAttestationFailed, ErrNotFound, ErrBadReply, ErrDecrypt, ErrInsecureTEE, ErrUnsupportedTEE} {
 		if errors.Is(err, p) {
 			return permanent(err)

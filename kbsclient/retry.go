@@ -51,6 +51,7 @@ func retry(ctx context.Context, b Backoff, log *slog.Logger, what string, attemp
 		defer cancel()
 	}
 	wait := b.Initial
+	var prev error
 	for n := 1; ; n++ {
 		err := attempt(ctx)
 		if err == nil {
@@ -61,6 +62,11 @@ func retry(ctx context.Context, b Backoff, log *slog.Logger, what string, attemp
 			return n, p.err
 		}
 		if ctx.Err() != nil {
+			// An attempt cut short by the deadline says less than the
+			// one before it (e.g. "connection refused").
+			if prev != nil && errors.Is(err, ctx.Err()) {
+				err = prev
+			}
 			return n, fmt.Errorf("%s: gave up after %d attempts: %w (last error: %w)", what, n, context.Cause(ctx), err)
 		}
 		// Full jitter keeps many pods from hammering a recovering KBS in step.
@@ -73,6 +79,7 @@ func retry(ctx context.Context, b Backoff, log *slog.Logger, what string, attemp
 			return n, fmt.Errorf("%s: gave up after %d attempts: %w (last error: %w)", what, n, context.Cause(ctx), err)
 		case <-t.C:
 		}
+		prev = err
 		wait = min(wait*2, b.Max)
 	}
 }
