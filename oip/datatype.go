@@ -1,8 +1,6 @@
-// Package oip holds the Open Inference Protocol (KServe "v2") wire types,
-// codecs and client shared by the Veil runtime and the Veil functions.
 package oip
 
-import "fmt"
+
 
 // DataType is an OIP tensor element type name, as it appears on the wire.
 type DataType string
@@ -37,7 +35,7 @@ var elementSizes = map[DataType]int{
 func ParseDataType(s string) (DataType, error) {
 	d := DataType(s)
 	if _, ok := elementSizes[d]; !ok {
-		return "", fmt.Errorf("unknown datatype %q", s)
+		return "", invalidf("unknown datatype %q", s)
 	}
 	return d, nil
 }

@@ -1,7 +1,6 @@
 package oip
 
 import (
-	"errors"
 	"fmt"
 	"math"
 )
@@ -23,7 +22,7 @@ type Tensor struct {
 }
 
 // ErrShape reports a shape that does not fit the data.
-var ErrShape = errors.New("shape mismatch")
+var ErrShape = fmt.Errorf("%w: shape mismatch", ErrInvalid)
 
 // ElementCount is the product of the shape's dimensions; it fails on a
 // negative dimension or on overflow, both of which are client errors.
@@ -44,7 +43,7 @@ func ElementCount(shape []int64) (int64, error) {
 // Validate checks that the tensor's data fits its datatype and shape.
 func (t *Tensor) Validate() error {
 	if !t.Datatype.Valid() {
-		return fmt.Errorf("tensor %q: unknown datatype %q", t.Name, t.Datatype)
+		return invalidf("tensor %q: unknown datatype %q", t.Name, t.Datatype)
 	}
 	n, err := ElementCount(t.Shape)
 	if err != nil {
