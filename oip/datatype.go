@@ -1,7 +1,5 @@
 package oip
 
-
-
 // DataType is an OIP tensor element type name, as it appears on the wire.
 type DataType string
 
