@@ -18,8 +18,12 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 )
 
-// ResultEventType is the CloudEvents type of the batcher's score results.
-const ResultEventType = "dev.veil.fraud.score.v1"
+// The CloudEvents types of the batcher's results: one per transaction, or
+// one per runtime batch (its --sink_batch option) holding an array.
+const (
+	ResultEventType      = "dev.veil.fraud.score.v1"
+	ResultBatchEventType = "dev.veil.fraud.score.batch.v1"
+)
 
 // maxSinkBody bounds one result request; a result event is ~150 bytes, a
 // batched one a few hundred per row.
@@ -130,7 +134,7 @@ func (s *Sink) Close(ctx context.Context) error {
 
 func (s *Sink) receive(ctx context.Context, e cloudevents.Event) protocol.Result {
 	at := s.now()
-	if e.Type() != ResultEventType {
+	if e.Type() != ResultEventType && e.Type() != ResultBatchEventType {
 		s.mu.Lock()
 		s.counts.Ignored++
 		s.mu.Unlock()

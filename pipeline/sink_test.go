@@ -54,7 +54,7 @@ func TestSinkRecordsResults(t *testing.T) {
 		wantStatus      int
 	}{
 		{"single result", ResultEventType, one, http.StatusOK},
-		{"batched result", ResultEventType, batch, http.StatusOK},
+		{"batched result", ResultBatchEventType, batch, http.StatusOK},
 		{"duplicate", ResultEventType, dup, http.StatusOK},
 		{"other type is ignored", "dev.veil.transaction.v1", `{"x":1}`, http.StatusOK},
 		{"bad data", ResultEventType, `{"score":`, http.StatusBadRequest},
