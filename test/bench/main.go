@@ -130,7 +130,7 @@ func run(ctx context.Context, cfg config) error {
 		loadClients: cfg.loadClients, loadProtocol: cfg.loadProtocol,
 		ortThreads: cfg.ortThreads, serverThreads: "at its default (the CPUs its cgroup allows)",
 		batchSize: cfg.maxBatchSize, batchTime: cfg.maxBatchTime,
-	}, b.rows, started)
+	}, b.rows, b.cold, started)
 	fmt.Println(report)
 	if cfg.out != "" {
 		if err := writeReport(cfg.out, report); err != nil {
@@ -147,6 +147,7 @@ type bench struct {
 	log  *slog.Logger
 	rows []row
 	raw  map[int]float64 // raw onnxruntime rows/s by batch
+	cold *coldStart      // nil when not measured
 }
 
 // measureRow runs one scenario and records its row; a scenario that cannot
@@ -176,7 +177,10 @@ func (b *bench) skip(scenario string, batch, clients int, err error) {
 	}
 }
 
-const scenarioRaw = "raw onnxruntime Run (limit)"
+const (
+	scenarioRaw  = "raw onnxruntime Run (limit)"
+	scenarioCold = "cold start"
+)
 
 func (b *bench) rawRows(ctx context.Context) {
 	if b.cfg.ortLib == "" {
@@ -191,6 +195,15 @@ func (b *bench) rawRows(ctx context.Context) {
 	// Destroyed before the server rows so that its idle threads take no CPU
 	// from them.
 	defer r.close()
+	if b.cfg.only.MatchString(scenarioCold) {
+		b.log.Info("measuring", "scenario", scenarioCold)
+		cs, err := measureColdStart(b.cfg.ortThreads, 21)
+		if err != nil {
+			b.log.Warn("cold start not measured", "error", err)
+		} else {
+			b.cold = &cs
+		}
+	}
 	for _, n := range b.cfg.batches {
 		if got := b.measureRow(ctx, scenarioRaw, n, b.cfg.clients, r.op(n)); got != nil && got.err == nil {
 			b.raw[n] = got.res.rows

@@ -56,7 +56,7 @@ func renderTable(rows []row) string {
 	return b.String()
 }
 
-func renderReport(m machine, s settings, rows []row, when time.Time) string {
+func renderReport(m machine, s settings, rows []row, cold *coldStart, when time.Time) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s by `make bench`.\n\n", when.UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "- Machine: %s.\n", m)
@@ -65,6 +65,9 @@ func renderReport(m machine, s settings, rows []row, when time.Time) string {
 	fmt.Fprintf(&b, "- Concurrent single-row load: %d clients over %s; batching on = --max_batch_size=%d --max_batch_time=%v.\n\n",
 		s.loadClients, s.loadProtocol, s.batchSize, s.batchTime)
 	b.WriteString(renderTable(rows))
+	if cold != nil {
+		fmt.Fprintf(&b, "\nCold-start pieces measured in process: %s.\n", cold)
+	}
 	return b.String()
 }
 
