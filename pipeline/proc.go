@@ -46,6 +46,8 @@ func startProc(spec procSpec) (*proc, error) {
 	out := newLineLog(spec.name, 400, spec.echo)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = childAttrs()
+	// Bound the wait for the output pipes should a grandchild keep them open.
+	cmd.WaitDelay = spec.grace
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s (%s): %w", spec.name, spec.path, err)
 	}
@@ -92,14 +94,14 @@ func (p *proc) stop() error {
 		return p.exitErr()
 	default:
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	signalGroup(p.cmd.Process.Pid, syscall.SIGTERM)
 	timer := time.NewTimer(p.spec.grace)
 	defer timer.Stop()
 	select {
 	case <-p.done:
 	case <-timer.C:
 		slog.Warn("child did not stop in time; killing it", "name", p.spec.name, "grace", p.spec.grace)
-		killGroup(p.cmd.Process.Pid)
+		signalGroup(p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
 	}
 	return p.exitErr()
@@ -128,10 +130,11 @@ type lineLog struct {
 	lines   []string
 	partial strings.Builder
 	echo    io.Writer
+	changed chan struct{} // closed and replaced on every new line
 }
 
 func newLineLog(name string, max int, echo io.Writer) *lineLog {
-	return &lineLog{name: name, max: max, echo: echo}
+	return &lineLog{name: name, max: max, echo: echo, changed: make(chan struct{})}
 }
 
 func (l *lineLog) Write(b []byte) (int, error) {
@@ -159,6 +162,43 @@ func (l *lineLog) addLocked(line string) {
 	l.lines = append(l.lines, line)
 	if len(l.lines) > l.max {
 		l.lines = append(l.lines[:0], l.lines[len(l.lines)-l.max:]...)
+	}
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// find returns the last kept line that match accepts.
+func (l *lineLog) find(match func(string) bool) (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := len(l.lines) - 1; i >= 0; i-- {
+		if match(l.lines[i]) {
+			return l.lines[i], true
+		}
+	}
+	return "", false
+}
+
+// waitLine blocks until the child prints a line that match accepts, the
+// child exits, or ctx ends.
+func (p *proc) waitLine(ctx context.Context, match func(string) bool) (string, error) {
+	for {
+		p.out.mu.Lock()
+		ch := p.out.changed
+		p.out.mu.Unlock()
+		if line, ok := p.out.find(match); ok {
+			return line, nil
+		}
+		select {
+		case <-ch:
+		case <-p.done:
+			if line, ok := p.out.find(match); ok {
+				return line, nil
+			}
+			return "", fmt.Errorf("%s exited (%v) before it was ready:\n%s", p.spec.name, p.err, p.out.tail(20))
+		case <-ctx.Done():
+			return "", fmt.Errorf("waiting for %s: %w", p.spec.name, ctx.Err())
+		}
 	}
 }
 

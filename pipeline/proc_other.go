@@ -6,4 +6,5 @@ import "syscall"
 
 func childAttrs() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
 
-func killGroup(pid int) { _ = syscall.Kill(-pid, syscall.SIGKILL) }
+// signalGroup signals the child's whole process group (its pid, as leader).
+func signalGroup(pid int, sig syscall.Signal) { _ = syscall.Kill(-pid, sig) }
