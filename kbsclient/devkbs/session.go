@@ -83,7 +83,7 @@ func (s *sessions) lookup(id string) (session, error) {
 		return session{}, errNoSession
 	}
 	if !s.now().Before(sess.expires) {
-		s.dropLocked(sess)
+		// Kept until the next sweep so every lookup says "expired".
 		return session{}, errSessionExpired
 	}
 	return *sess, nil
@@ -98,7 +98,7 @@ func (s *sessions) lookupToken(token string) (session, error) {
 		return session{}, errNoSession
 	}
 	if !s.now().Before(sess.expires) {
-		s.dropLocked(sess)
+		// Kept until the next sweep so every lookup says "expired".
 		return session{}, errSessionExpired
 	}
 	return *sess, nil
