@@ -17,3 +17,8 @@ func invalidf(format string, args ...any) error {
 
 // IsInvalid reports whether err was caused by the client's data.
 func IsInvalid(err error) bool { return errors.Is(err, ErrInvalid) }
+
+// ErrUnsupported marks a well-formed request the server cannot run (a
+// datatype or shape its engine lacks). Servers map it to HTTP 501 and gRPC
+// UNIMPLEMENTED.
+var ErrUnsupported = errors.New("not supported")
