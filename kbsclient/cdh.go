@@ -95,7 +95,6 @@ func (c *CDH) get(ctx context.Context, id ResourceID) ([]byte, error) {
 	if resp.StatusCode == http.StatusOK {
 		return body, nil
 	}
-	clear(body)
 	cerr := &CDHError{Status: resp.StatusCode, Body: protocol.DecodeError(resp.StatusCode, body).Detail}
 	// 404 means the feature or route is missing and 403 a non-loopback
 	// peer: configuration errors. 5xx is usually the KBS behind the CDH

@@ -91,7 +91,7 @@ func TestTDXEvidenceViaDevice(t *testing.T) {
 
 type unsupportedProvider struct{}
 
-func (unsupportedProvider) IsSupported() error                     { return os.ErrNotExist }
+func (unsupportedProvider) IsSupported() error                    { return os.ErrNotExist }
 func (unsupportedProvider) GetRawQuote([64]byte) ([]uint8, error) { panic("must not be called") }
 
 func TestTDXEvidenceFallsBackToDevice(t *testing.T) {
