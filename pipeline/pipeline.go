@@ -142,6 +142,7 @@ func (r *run) sealAndStoreKey(ctx context.Context) (kbsURL string, err error) {
 	if err := os.Remove(keyFile); err != nil {
 		return "", fmt.Errorf("remove key file: %w", err)
 	}
+	r.endpoint("kbs", kbsURL)
 	r.printf("[1/5] development KBS (DEVELOPMENT ONLY) on %s holds the key as %s; key file deleted\n",
 		kbsURL, r.cfg.ResourceID)
 	return kbsURL, nil
@@ -183,6 +184,8 @@ func (r *run) startRuntime(ctx context.Context, kbsURL string) (runtimeEndpoints
 		return rt, fmt.Errorf("runtime cold start: %w", err)
 	}
 	ready := time.Since(start)
+	r.endpoint("runtime_http", rt.httpURL)
+	r.endpoint("runtime_grpc", rt.grpcAddr)
 	phases, err := r.coldStart(ctx, rt)
 	if err != nil {
 		slog.Warn("cold-start phases unavailable", "err", err)
@@ -223,6 +226,8 @@ func (r *run) startBatcher(ctx context.Context, rt runtimeEndpoints) (url, metri
 	if err := r.waitHTTP(wctx, b, url+batcherReadyPath); err != nil {
 		return "", "", fmt.Errorf("batcher: %w", err)
 	}
+	r.endpoint("batcher", url)
+	r.endpoint("sink", r.sink.URL())
 	r.printf("[3/5] veil-batcher on %s → runtime %s (%s, batches of up to %d rows or %s); results → local sink %s\n",
 		url, runtimeURL, r.cfg.Protocol, r.cfg.MaxBatchSize, r.cfg.MaxLatency, r.sink.URL())
 	return url, url + batcherMetricsPath, nil
@@ -265,9 +270,9 @@ func (r *run) score(ctx context.Context, rt runtimeEndpoints, batcherURL, batche
 	first := r.sink.First()
 	counts := r.sink.Counts()
 	o := Join(sent, first, counts.Duplicates)
-	cold := s.ColdStart
+	cold, endpoints := s.ColdStart, s.Endpoints
 	*s = summarize(o, counts.ResultBytes)
-	s.ColdStart = cold
+	s.ColdStart, s.Endpoints = cold, endpoints
 	s.Settings = Settings{Count: r.cfg.Count, Rate: r.cfg.Rate, Seed: r.cfg.Seed, FraudRate: r.cfg.FraudRate,
 		MaxBatchSize: r.cfg.MaxBatchSize, MaxLatency: r.cfg.MaxLatency.String(), Protocol: r.cfg.Protocol,
 		TEE: "sample (DEVELOPMENT ONLY, insecure)"}
@@ -409,6 +414,15 @@ func writeResults(path string, sent []Sent, first map[string]Arrival) error {
 	return nil
 }
 
+// endpoint records where a piece listened, for the summary (a test checks
+// that each is closed after the run).
+func (r *run) endpoint(name, addr string) {
+	if r.result.Summary.Endpoints == nil {
+		r.result.Summary.Endpoints = map[string]string{}
+	}
+	r.result.Summary.Endpoints[name] = addr
+}
+
 // startChild starts a long-running child and registers it for cleanup.
 func (r *run) startChild(name, path string, env []string, args ...string) (*proc, error) {
 	var echo io.Writer
@@ -471,7 +485,10 @@ func (r *run) waitHTTP(ctx context.Context, p *proc, url string) error {
 func (r *run) cleanup() error {
 	var errs []error
 	for i := len(r.procs) - 1; i >= 0; i-- {
-		if err := r.procs[i].stop(); err != nil {
+		p := r.procs[i]
+		// A child that had already exited was reported where it failed.
+		exitedBefore, _ := p.exited()
+		if err := p.stop(); err != nil && !exitedBefore {
 			errs = append(errs, err)
 		}
 	}

@@ -64,6 +64,9 @@ type Summary struct {
 	Egress          EgressSummary  `json:"egress"`
 	ColdStart       []Phase        `json:"cold_start"`
 
+	// Where each piece listened during the run: all closed afterwards.
+	Endpoints map[string]string `json:"endpoints"`
+
 	Model        string `json:"model"`
 	ModelVersion string `json:"model_version"`
 	ReportPath   string `json:"report_path,omitempty"`
