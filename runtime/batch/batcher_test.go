@@ -45,6 +45,17 @@ func (b *Batcher) queuedRows() int64 {
 	return n
 }
 
+// queuedCalls is how many requests wait in the batcher's queue.
+func (b *Batcher) queuedCalls() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, g := range b.pending {
+		n += len(g.calls)
+	}
+	return n
+}
+
 func waitQueued(t *testing.T, b *Batcher, rows int64) {
 	t.Helper()
 	require.Eventually(t, func() bool { return b.queuedRows() == rows }, 10*time.Second, time.Millisecond,
