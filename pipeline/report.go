@@ -59,17 +59,15 @@ func WriteReport(path string, d ReportData) error {
 
 // RenderReport renders the report's HTML.
 func RenderReport(d ReportData) ([]byte, error) {
-	lat, err := latencyPlot(d.Points)
+	plots, err := reportPlots(d)
 	if err != nil {
-		return nil, fmt.Errorf("latency plot: %w", err)
+		return nil, err
 	}
-	batches, err := batchPlot(d.Summary.Batches)
-	if err != nil {
-		return nil, fmt.Errorf("batch size plot: %w", err)
-	}
-	scores, err := scorePlot(d.LegitScores, d.FraudScores, d.Threshold)
-	if err != nil {
-		return nil, fmt.Errorf("score plot: %w", err)
+	var svgs [3]template.HTML
+	for i, p := range plots {
+		if svgs[i], err = svg(p); err != nil {
+			return nil, err
+		}
 	}
 	var table bytes.Buffer
 	if err := d.Summary.PrintTable(&table); err != nil {
@@ -80,14 +78,30 @@ func RenderReport(d ReportData) ([]byte, error) {
 		"Summary":   d.Summary,
 		"Table":     table.String(),
 		"Generated": d.Generated.UTC().Format(time.RFC3339),
-		"Latency":   lat,
-		"Batches":   batches,
-		"Scores":    scores,
+		"Latency":   svgs[0],
+		"Batches":   svgs[1],
+		"Scores":    svgs[2],
 	})
 	if err != nil {
 		return nil, fmt.Errorf("report template: %w", err)
 	}
 	return out.Bytes(), nil
+}
+
+// reportPlots draws latency over time, batch sizes and the score histogram.
+func reportPlots(d ReportData) ([3]*plot.Plot, error) {
+	var out [3]*plot.Plot
+	var err error
+	if out[0], err = latencyPlot(d.Points); err != nil {
+		return out, fmt.Errorf("latency plot: %w", err)
+	}
+	if out[1], err = batchPlot(d.Summary.Batches); err != nil {
+		return out, fmt.Errorf("batch size plot: %w", err)
+	}
+	if out[2], err = scorePlot(d.LegitScores, d.FraudScores, d.Threshold); err != nil {
+		return out, fmt.Errorf("score plot: %w", err)
+	}
+	return out, nil
 }
 
 // svg renders a plot to an inline <svg> element. The markup comes from
@@ -137,7 +151,7 @@ func windowPercentiles(points []LatencyPoint, n int) (p50, p99 plotter.XYs) {
 	return p50, p99
 }
 
-func latencyPlot(points []LatencyPoint) (template.HTML, error) {
+func latencyPlot(points []LatencyPoint) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "End-to-end latency over the run (send → result at sink)"
 	p.X.Label.Text = "time since first send (s)"
@@ -147,13 +161,13 @@ func latencyPlot(points []LatencyPoint) (template.HTML, error) {
 	if len(p50) > 0 {
 		l50, err := plotter.NewLine(p50)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		l50.Color = legitColor
 		l50.Width = vg.Points(1.5)
 		l99, err := plotter.NewLine(p99)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		l99.Color = p99Color
 		l99.Width = vg.Points(1.5)
@@ -162,8 +176,12 @@ func latencyPlot(points []LatencyPoint) (template.HTML, error) {
 		p.Legend.Add("p99 per window", l99)
 		p.Legend.Top = true
 	}
+	// Headroom above the p99 line for the legend.
 	p.Y.Min = 0
-	return svg(p)
+	for _, xy := range p99 {
+		p.Y.Max = max(p.Y.Max, xy.Y*1.25)
+	}
+	return p, nil
 }
 
 func bucketLabel(lower, upper float64) string {
@@ -173,14 +191,14 @@ func bucketLabel(lower, upper float64) string {
 	return fmt.Sprintf("%g–%g", lower+1, upper)
 }
 
-func batchPlot(h Histogram) (template.HTML, error) {
+func batchPlot(h Histogram) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "Batch sizes (rows per runtime request, from the batcher's metrics)"
 	p.Y.Label.Text = "batches"
 	p.X.Label.Text = "rows per batch"
 	if h.Count == 0 {
 		p.Title.Text += ": none recorded"
-		return svg(p)
+		return p, nil
 	}
 	var values plotter.Values
 	var names []string
@@ -194,15 +212,15 @@ func batchPlot(h Histogram) (template.HTML, error) {
 		values = append(values, float64(h.Above))
 		names = append(names, fmt.Sprintf(">%g", lower))
 	}
-	bars, err := plotter.NewBarChart(values, vg.Points(18))
+	bars, err := plotter.NewBarChart(values, vg.Points(36))
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	bars.Color = legitColor
 	bars.LineStyle.Width = 0
 	p.Add(bars)
 	p.NominalX(names...)
-	return svg(p)
+	return p, nil
 }
 
 // scoreFractions bins scores in [0,1] and returns each bin's share of the
@@ -222,7 +240,7 @@ func scoreFractions(scores []float64, bins int) plotter.Values {
 	return out
 }
 
-func scorePlot(legit, fraud []float64, threshold float64) (template.HTML, error) {
+func scorePlot(legit, fraud []float64, threshold float64) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "Fraud score by true class (share of each class per score bin)"
 	p.X.Label.Text = "model score"
@@ -230,12 +248,12 @@ func scorePlot(legit, fraud []float64, threshold float64) (template.HTML, error)
 	width := vg.Points(8)
 	lb, err := plotter.NewBarChart(scoreFractions(legit, scoreBins), width)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	lb.Color, lb.LineStyle.Width, lb.Offset = legitColor, 0, -width/2
 	fb, err := plotter.NewBarChart(scoreFractions(fraud, scoreBins), width)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	fb.Color, fb.LineStyle.Width, fb.Offset = fraudColor, 0, width/2
 	p.Add(lb, fb)
@@ -253,7 +271,7 @@ func scorePlot(legit, fraud []float64, threshold float64) (template.HTML, error)
 	if threshold > 0 {
 		p.Title.Text += fmt.Sprintf("; flagged above %.2f", threshold)
 	}
-	return svg(p)
+	return p, nil
 }
 
 var reportTemplate = template.Must(template.New("report").Parse(`<!doctype html>
