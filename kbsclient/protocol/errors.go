@@ -51,7 +51,7 @@ func (e *ServerError) Error() string {
 	if v == "" {
 		v = "no error type"
 	}
-	return fmt.Sprintf("KBS answered HTTP %d (%s): %s", e.Status, v, e.Detail)
+	return fmt.Sprintf("%v: KBS answered HTTP %d (%s): %s", e.Class(), e.Status, v, e.Detail)
 }
 
 // Class is the error class (one of the Err* values above) for this reply.
