@@ -209,9 +209,11 @@ func (r *run) startBatcher(ctx context.Context, rt runtimeEndpoints) (url, metri
 	if err != nil {
 		return "", "", err
 	}
+	// oip/client takes http:// for plaintext gRPC too; the protocol flag
+	// picks the transport.
 	runtimeURL := rt.httpURL
 	if r.cfg.Protocol == "grpc-raw" {
-		runtimeURL = "grpc://" + rt.grpcAddr
+		runtimeURL = "http://" + rt.grpcAddr
 	}
 	b, err := r.startChild("veil-batcher", filepath.Join(r.cfg.BinDir, "veil-batcher"),
 		[]string{"PORT=" + strconv.Itoa(port), "K_SINK=" + r.sink.URL()},
@@ -241,7 +243,7 @@ const (
 
 // score is steps 4 and 5: send, wait for every result, summarize.
 func (r *run) score(ctx context.Context, rt runtimeEndpoints, batcherURL, batcherMetrics string) error {
-	txs, err := generate(r.cfg)
+	txs, err := GenerateTransactions(r.cfg.Count, r.cfg.Seed, r.cfg.FraudRate)
 	if err != nil {
 		return err
 	}
@@ -262,8 +264,13 @@ func (r *run) score(ctx context.Context, rt runtimeEndpoints, batcherURL, batche
 	}
 	wctx, cancel := context.WithTimeout(ctx, r.cfg.ResultTimeout)
 	defer cancel()
+	// Missing results still get a summary (it shows how many), then fail.
+	var missing error
 	if err := r.sink.WaitDistinct(wctx, len(sent)); err != nil {
-		return fmt.Errorf("results: %w", err)
+		if ctx.Err() != nil {
+			return fmt.Errorf("results: %w", ctx.Err())
+		}
+		missing = fmt.Errorf("results: %w", err)
 	}
 
 	s := &r.result.Summary
@@ -310,7 +317,7 @@ func (r *run) score(ctx context.Context, rt runtimeEndpoints, batcherURL, batche
 			return err
 		}
 	}
-	return nil
+	return missing
 }
 
 // fraudThreshold is the batcher's default: fraud = score > 0.95.
