@@ -354,39 +354,82 @@ func AppendJSONData(dst []byte, t *Tensor) ([]byte, error) {
 		}
 		return append(dst, ']'), nil
 	}
-	le := binary.LittleEndian
-	size := t.Datatype.Size()
-	for i := 0; i+size <= len(t.Raw); i += size {
+	n := len(t.Raw) / t.Datatype.Size()
+	for i := range n {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		e := t.Raw[i : i+size]
-		switch t.Datatype {
-		case Bool:
-			dst = strconv.AppendBool(dst, e[0] != 0)
-		case Int8:
-			dst = strconv.AppendInt(dst, int64(int8(e[0])), 10)
-		case Int16:
-			dst = strconv.AppendInt(dst, int64(int16(le.Uint16(e))), 10)
-		case Int32:
-			dst = strconv.AppendInt(dst, int64(int32(le.Uint32(e))), 10)
-		case Int64:
-			dst = strconv.AppendInt(dst, int64(le.Uint64(e)), 10)
-		case Uint8:
-			dst = strconv.AppendUint(dst, uint64(e[0]), 10)
-		case Uint16:
-			dst = strconv.AppendUint(dst, uint64(le.Uint16(e)), 10)
-		case Uint32:
-			dst = strconv.AppendUint(dst, uint64(le.Uint32(e)), 10)
-		case Uint64:
-			dst = strconv.AppendUint(dst, le.Uint64(e), 10)
-		case FP32:
-			dst = appendFloat(dst, float64(math.Float32frombits(le.Uint32(e))), 32)
-		case FP64:
-			dst = appendFloat(dst, math.Float64frombits(le.Uint64(e)), 64)
-		}
+		dst = appendJSONElement(dst, t, i)
 	}
 	return append(dst, ']'), nil
+}
+
+// AppendNestedJSONData is AppendJSONData with arrays nested by the shape
+// (a rank-0 tensor is a bare value), as KServe v1 predictions are written.
+func AppendNestedJSONData(dst []byte, t *Tensor) ([]byte, error) {
+	if err := t.Validate(); err != nil {
+		return dst, err
+	}
+	if needsBinary(t.Datatype) {
+		return dst, invalidf("tensor %q: %s has no JSON form; request it as binary (%s)", t.Name, t.Datatype, ParamBinaryData)
+	}
+	if len(t.Shape) == 0 {
+		return appendJSONElement(dst, t, 0), nil
+	}
+	next := 0
+	var nest func(d int)
+	nest = func(d int) {
+		dst = append(dst, '[')
+		for i := int64(0); i < t.Shape[d]; i++ {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			if d == len(t.Shape)-1 {
+				dst = appendJSONElement(dst, t, next)
+				next++
+			} else {
+				nest(d + 1)
+			}
+		}
+		dst = append(dst, ']')
+	}
+	nest(0)
+	return dst, nil
+}
+
+// appendJSONElement appends element i of a validated tensor.
+func appendJSONElement(dst []byte, t *Tensor, i int) []byte {
+	if t.Datatype == Bytes {
+		return appendJSONString(dst, t.Strings[i])
+	}
+	le := binary.LittleEndian
+	size := t.Datatype.Size()
+	e := t.Raw[i*size : (i+1)*size]
+	switch t.Datatype {
+	case Bool:
+		return strconv.AppendBool(dst, e[0] != 0)
+	case Int8:
+		return strconv.AppendInt(dst, int64(int8(e[0])), 10)
+	case Int16:
+		return strconv.AppendInt(dst, int64(int16(le.Uint16(e))), 10)
+	case Int32:
+		return strconv.AppendInt(dst, int64(int32(le.Uint32(e))), 10)
+	case Int64:
+		return strconv.AppendInt(dst, int64(le.Uint64(e)), 10)
+	case Uint8:
+		return strconv.AppendUint(dst, uint64(e[0]), 10)
+	case Uint16:
+		return strconv.AppendUint(dst, uint64(le.Uint16(e)), 10)
+	case Uint32:
+		return strconv.AppendUint(dst, uint64(le.Uint32(e)), 10)
+	case Uint64:
+		return strconv.AppendUint(dst, le.Uint64(e), 10)
+	case FP32:
+		return appendFloat(dst, float64(math.Float32frombits(le.Uint32(e))), 32)
+	case FP64:
+		return appendFloat(dst, math.Float64frombits(le.Uint64(e)), 64)
+	}
+	return dst
 }
 
 func appendFloat(dst []byte, f float64, bits int) []byte {

@@ -1,12 +1,28 @@
-// Command veil-runtime: placeholder until its issue lands.
+// Command veil-runtime is Veil's KServe custom model server: it serves one
+// ONNX model over the Open Inference Protocol (REST and gRPC).
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/veil-ai/veil/runtime/server"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "veil-runtime: not built yet")
-	os.Exit(1)
+	cfg, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "veil-runtime:", err)
+		os.Exit(2)
+	}
+	// SIGTERM (Kubernetes) and Ctrl-C drain in-flight requests, then exit.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := server.Run(ctx, cfg); err != nil {
+		cfg.Logger.Error("veil-runtime failed", "error", err)
+		os.Exit(1)
+	}
 }
