@@ -37,7 +37,7 @@ func NewCDH(cfg CDHConfig) *CDH {
 	}
 	cfg.Addr = strings.TrimRight(cfg.Addr, "/")
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second, CheckRedirect: refuseRedirect}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -119,7 +119,13 @@ func newHTTPClient(caPEM []byte) (*http.Client, error) {
 		MaxIdleConns:        4,
 		IdleConnTimeout:     30 * time.Second,
 	}
-	return &http.Client{Transport: tr, Timeout: 60 * time.Second}, nil
+	return &http.Client{Transport: tr, Timeout: 60 * time.Second, CheckRedirect: refuseRedirect}, nil
+}
+
+// refuseRedirect: a KBS never redirects, and following one could carry the
+// session cookie, token or admin token somewhere else.
+func refuseRedirect(req *http.Request, _ []*http.Request) error {
+	return permanent(fmt.Errorf("KBS redirected to %s: refused", req.URL.Redacted()))
 }
 
 func isLoopback(host string) bool {

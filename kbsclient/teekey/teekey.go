@@ -5,16 +5,20 @@
 package teekey
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math/big"
 
 	"github.com/go-jose/go-jose/v4"
+	josecipher "github.com/go-jose/go-jose/v4/cipher"
 
 	"github.com/veil-ai/veil/kbsclient/protocol"
 )
@@ -142,23 +146,115 @@ func checkProtectedHeader(body []byte) error {
 	return nil
 }
 
-// Encrypt seals plaintext to a TEE public key the way Trustee does
-// (flattened JSON JWE, alg from the key, enc A256GCM). The development KBS
-// uses it; it lives here so both halves of the JWE format stay together.
+// Encrypt seals plaintext to a TEE public key exactly as Trustee's
+// kbs/src/jwe does (flattened JSON JWE, CEK wrapped with the key's
+// algorithm, A256GCM content, AAD = the base64url protected header). The
+// protected header bytes are compact with sorted keys, because the Rust
+// client (kbs-types) re-serialises the parsed header to compute the AAD.
+// The development KBS uses it; it lives here so both halves of the JWE
+// format stay together.
 func Encrypt(pub protocol.TeePubKey, plaintext []byte) ([]byte, error) {
-	key, alg, err := publicKey(pub)
+	key, _, err := publicKey(pub)
 	if err != nil {
 		return nil, err
 	}
-	enc, err := jose.NewEncrypter(jose.A256GCM, jose.Recipient{Algorithm: alg, Key: key}, nil)
-	if err != nil {
-		return nil, fmt.Errorf("JWE encrypter: %w", err)
+	cek := make([]byte, 32)
+	if _, err := rand.Read(cek); err != nil {
+		return nil, fmt.Errorf("JWE content key: %w", err)
 	}
-	obj, err := enc.Encrypt(plaintext)
-	if err != nil {
-		return nil, fmt.Errorf("JWE encrypt: %w", err)
+	defer clear(cek)
+	var header []byte
+	var encryptedKey []byte
+	switch k := key.(type) {
+	case *ecdsa.PublicKey:
+		header, encryptedKey, err = wrapECDH(k, cek)
+	case *rsa.PublicKey:
+		header = []byte(`{"alg":"RSA-OAEP-256","enc":"A256GCM"}`)
+		encryptedKey, err = rsa.EncryptOAEP(sha256.New(), rand.Reader, k, cek, nil)
+	default:
+		err = fmt.Errorf("unsupported key type %T", key)
 	}
-	return []byte(obj.FullSerialize()), nil
+	if err != nil {
+		return nil, fmt.Errorf("JWE key wrap: %w", err)
+	}
+	enc := base64.RawURLEncoding
+	protected := enc.EncodeToString(header)
+	block, err := aes.NewCipher(cek)
+	if err != nil {
+		return nil, fmt.Errorf("JWE content cipher: %w", err)
+	}
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("JWE content cipher: %w", err)
+	}
+	iv := make([]byte, gcm.NonceSize())
+	if _, err := rand.Read(iv); err != nil {
+		return nil, fmt.Errorf("JWE iv: %w", err)
+	}
+	sealed := gcm.Seal(nil, iv, plaintext, []byte(protected))
+	ct, tag := sealed[:len(sealed)-gcm.Overhead()], sealed[len(sealed)-gcm.Overhead():]
+	return json.Marshal(flattenedJWE{
+		Protected:    protected,
+		EncryptedKey: enc.EncodeToString(encryptedKey),
+		IV:           enc.EncodeToString(iv),
+		Ciphertext:   enc.EncodeToString(ct),
+		Tag:          enc.EncodeToString(tag),
+	})
+}
+
+// flattenedJWE is RFC 7516 §7.2.2 as kbs-types' Response serialises it.
+type flattenedJWE struct {
+	Protected    string `json:"protected"`
+	EncryptedKey string `json:"encrypted_key"`
+	IV           string `json:"iv"`
+	Ciphertext   string `json:"ciphertext"`
+	Tag          string `json:"tag"`
+}
+
+// ecdhHeader keeps the field order Trustee emits: alg, enc, epk{crv,kty,x,y}.
+type ecdhHeader struct {
+	Alg string `json:"alg"`
+	Enc string `json:"enc"`
+	EPK struct {
+		Crv string `json:"crv"`
+		Kty string `json:"kty"`
+		X   string `json:"x"`
+		Y   string `json:"y"`
+	} `json:"epk"`
+}
+
+// wrapECDH runs ECDH-ES (Concat KDF, SHA-256, empty PartyU/VInfo) with a
+// fresh ephemeral key and AES-256-KW-wraps the CEK.
+func wrapECDH(recipient *ecdsa.PublicKey, cek []byte) ([]byte, []byte, error) {
+	eph, err := ecdsa.GenerateKey(recipient.Curve, rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	kek := josecipher.DeriveECDHES(string(ECDHP256), nil, nil, eph, recipient, 32)
+	defer clear(kek)
+	block, err := aes.NewCipher(kek)
+	if err != nil {
+		return nil, nil, err
+	}
+	wrapped, err := josecipher.KeyWrap(block, cek)
+	if err != nil {
+		return nil, nil, err
+	}
+	pub, err := eph.PublicKey.ECDH()
+	if err != nil {
+		return nil, nil, err
+	}
+	raw := pub.Bytes()
+	var h ecdhHeader
+	h.Alg, h.Enc = string(ECDHP256), "A256GCM"
+	h.EPK.Crv, h.EPK.Kty = "P-256", "EC"
+	h.EPK.X = base64.RawURLEncoding.EncodeToString(raw[1 : 1+p256CoordSize])
+	h.EPK.Y = base64.RawURLEncoding.EncodeToString(raw[1+p256CoordSize:])
+	header, err := json.Marshal(h)
+	if err != nil {
+		return nil, nil, err
+	}
+	return header, wrapped, nil
 }
 
 // publicKey turns a TeePubKey into a crypto public key, checking the shapes

@@ -54,6 +54,9 @@ func TestTrusteeShape(t *testing.T) {
 	assert.NotContains(t, flat, "header")
 	raw, err := base64.RawURLEncoding.DecodeString(flat["protected"].(string))
 	require.NoError(t, err)
+	// A Rust client re-serialises the header for the AAD, so the bytes must
+	// already be in its (sorted, compact) order.
+	assert.Regexp(t, `^\{"alg":"ECDH-ES\+A256KW","enc":"A256GCM","epk":\{"crv":"P-256","kty":"EC","x":"[A-Za-z0-9_-]{43}","y":"[A-Za-z0-9_-]{43}"\}\}$`, string(raw))
 	var hdr map[string]any
 	require.NoError(t, json.Unmarshal(raw, &hdr))
 	assert.Equal(t, "ECDH-ES+A256KW", hdr["alg"])
@@ -119,9 +122,19 @@ func TestDecryptRefusesHeaders(t *testing.T) {
 	ecPub, _, err := publicKey(pub)
 	require.NoError(t, err)
 
+	// A JWE from another implementation (go-jose orders epk differently)
+	// opens, since the AAD is the protected header as received.
+	plain, err := jose.NewEncrypter(jose.A256GCM, jose.Recipient{Algorithm: jose.ECDH_ES_A256KW, Key: ecPub}, nil)
+	require.NoError(t, err)
+	obj, err := plain.Encrypt([]byte("from go-jose"))
+	require.NoError(t, err)
+	pt, err := k.Decrypt([]byte(obj.FullSerialize()))
+	require.NoError(t, err)
+	assert.Equal(t, "from go-jose", string(pt))
+
 	compressed, err := jose.NewEncrypter(jose.A256GCM, jose.Recipient{Algorithm: jose.ECDH_ES_A256KW, Key: ecPub}, &jose.EncrypterOptions{Compression: jose.DEFLATE})
 	require.NoError(t, err)
-	obj, err := compressed.Encrypt([]byte("x"))
+	obj, err = compressed.Encrypt([]byte("x"))
 	require.NoError(t, err)
 	_, err = k.Decrypt([]byte(obj.FullSerialize()))
 	assert.ErrorIs(t, err, protocol.ErrDecrypt)
