@@ -24,6 +24,7 @@ func parseFlags(args []string) (server.Config, error) {
 	fs.IntVar(&cfg.IntraOpThreads, "intra_op_threads", 0, "onnxruntime intra-op threads (0: the cgroup CPU quota)")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown_grace", server.DefaultShutdownGrace, "how long SIGTERM waits for in-flight requests")
 	logLevel := fs.String("log_level", "info", "log level: debug, info, warn or error")
+	batching := addBatchFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -35,5 +36,8 @@ func parseFlags(args []string) (server.Config, error) {
 		return cfg, fmt.Errorf("--log_level: %w", err)
 	}
 	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if err := batching.apply(&cfg, cfg.Logger); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
 }

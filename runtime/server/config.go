@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/veil-ai/veil/runtime/onnx"
 )
 
@@ -48,6 +50,10 @@ type Config struct {
 	// (default: the model itself). If the Engine has a Close method, it
 	// is called at shutdown before the model is closed.
 	NewEngine func(Model) (Engine, error)
+	// Registry, if set, is the Prometheus registry served on /metrics, so
+	// that components outside the server (the batcher) can add their series
+	// beside the server's own; nil means a fresh registry.
+	Registry *prometheus.Registry
 	// ServerName and ServerVersion are reported by server metadata.
 	ServerName    string
 	ServerVersion string

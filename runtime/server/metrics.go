@@ -14,9 +14,12 @@ type metrics struct {
 	inFlight *prometheus.GaugeVec
 }
 
-func newMetrics() *metrics {
+func newMetrics(registry *prometheus.Registry) *metrics {
+	if registry == nil {
+		registry = prometheus.NewRegistry()
+	}
 	m := &metrics{
-		registry: prometheus.NewRegistry(),
+		registry: registry,
 		// KServe's name and label, so existing dashboards work.
 		predict: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "request_predict_seconds",

@@ -68,7 +68,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server config: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), env: cfg.Env, loaded: make(chan struct{}), done: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registry), env: cfg.Env, loaded: make(chan struct{}), done: make(chan struct{})}
 	if s.env == nil {
 		lib, err := onnx.FindLibrary(cfg.ORTLibrary)
 		if err != nil {
