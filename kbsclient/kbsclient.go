@@ -11,8 +11,17 @@
 //	// Or speak RCAR (Trustee protocol 0.4.0) to the KBS directly.
 //	src, err := kbsclient.NewKBS(kbsclient.KBSConfig{URL: "https://kbs:8080", CACertPEM: pem, TEE: "tdx"})
 //
+//	// Or build either from the runtime's flags (--key_source, --cdh_addr,
+//	// --kbs_url, --kbs_cert, --tee, --insecure_allow_sample_tee):
+//	src, err := kbsclient.NewKeySource(kbsclient.SourceConfig{KeySource: "kbs", KBSURL: u, TEE: "tdx"})
+//
 //	key, timings, err := src.Resource(ctx, id) // retries with backoff until ctx ends
 //	defer kbsclient.Wipe(key)
+//
+// Subpackages: protocol (wire format, decoders, runtime-data digest, typed
+// errors), teekey (ephemeral TEE key, resource JWE), evidence (tdx via
+// go-tdx-guest, insecure sample), devkbs (the development KBS behind
+// `veil kbs serve`).
 //
 // Errors can be told apart with errors.Is: ErrPolicyDenied, ErrVersionMismatch,
 // ErrAttestationFailed, ErrSessionExpired, ErrUnauthorized, ErrNotFound,

@@ -6,7 +6,7 @@
 //
 // It is not a production KBS: resources live only in memory, tokens are
 // opaque random strings (not EAR JWTs), and tdx quotes are checked for their
-// signature chain and REPORTDATA only (no PCS collateral, TCB level or
-// reference values). The sample TEE is accepted only with
+// signature chain, REPORTDATA and (when init-data is sent) MRCONFIGID only:
+// no PCS collateral, TCB level, event log replay or reference values. The sample TEE is accepted only with
 // AllowInsecureSampleTEE.
 package devkbs

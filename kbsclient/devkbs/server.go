@@ -245,7 +245,7 @@ func (s *Server) verify(sess session, att protocol.Attestation) error {
 	case protocol.TEESample:
 		return verifySample(att.TeeEvidence.PrimaryEvidence, digest)
 	case protocol.TEETDX:
-		return verifyTDX(att.TeeEvidence.PrimaryEvidence, digest, s.cfg.TDX, s.cfg.Now())
+		return verifyTDX(att.TeeEvidence.PrimaryEvidence, digest, att.InitData, s.cfg.TDX, s.cfg.Now())
 	}
 	return fmt.Errorf("no verifier for TEE %q", sess.tee)
 }

@@ -381,21 +381,26 @@ func TestTDXVerifier(t *testing.T) {
 	own[0] ^= 1
 	assert.ErrorContains(t, checkQuoteReportData(quote, own), "REPORTDATA does not match")
 
+	// The test quote's MRCONFIGID is zero: no init-data document hashes to it.
+	doc := protocol.InitData{Format: "toml", Body: "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n\"aa.toml\" = \"x\"\n"}
+	assert.ErrorContains(t, checkQuoteInitData(quote, doc), "MRCONFIGID does not match")
+	assert.ErrorContains(t, checkQuoteInitData(quote, protocol.InitData{Format: "toml", Body: "not = [toml"}), "init-data")
+
 	ev := func(raw []byte) json.RawMessage {
 		b, err := json.Marshal(protocol.TDXEvidence{Quote: base64.StdEncoding.EncodeToString(raw)})
 		require.NoError(t, err)
 		return b
 	}
 	digest := make([]byte, 48)
-	err = verifyTDX(ev(testdata.RawQuote), digest, TDXVerifyConfig{}, quoteEpoch)
+	err = verifyTDX(ev(testdata.RawQuote), digest, nil, TDXVerifyConfig{}, quoteEpoch)
 	assert.ErrorContains(t, err, "REPORTDATA does not match", "signature passes, binding fails")
 
 	tampered := append([]byte(nil), testdata.RawQuote...)
 	tampered[0x250] ^= 0xff // inside the TD quote body (signed)
-	err = verifyTDX(ev(tampered), digest, TDXVerifyConfig{}, quoteEpoch)
+	err = verifyTDX(ev(tampered), digest, nil, TDXVerifyConfig{}, quoteEpoch)
 	assert.ErrorContains(t, err, "verify TD quote signature")
 
-	err = verifyTDX(ev([]byte("short")), digest, TDXVerifyConfig{}, quoteEpoch)
+	err = verifyTDX(ev([]byte("short")), digest, nil, TDXVerifyConfig{}, quoteEpoch)
 	assert.ErrorContains(t, err, "parse TD quote")
 }
 

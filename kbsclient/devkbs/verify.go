@@ -12,6 +12,7 @@ import (
 	pb "github.com/google/go-tdx-guest/proto/tdx"
 	"github.com/google/go-tdx-guest/verify"
 
+	"github.com/veil-ai/veil/kbsclient/initdata"
 	"github.com/veil-ai/veil/kbsclient/protocol"
 )
 
@@ -37,7 +38,7 @@ func verifySample(primary json.RawMessage, digest []byte) error {
 // verifyTDX checks the quote's signature chain up to the Intel root (no
 // collateral, TCB or revocation checks: DEVELOPMENT ONLY) and that its
 // REPORTDATA is the zero-padded runtime-data digest.
-func verifyTDX(primary json.RawMessage, digest []byte, cfg TDXVerifyConfig, now time.Time) error {
+func verifyTDX(primary json.RawMessage, digest []byte, init *protocol.InitData, cfg TDXVerifyConfig, now time.Time) error {
 	raw, err := protocol.DecodeTDXEvidence(primary)
 	if err != nil {
 		return err
@@ -53,7 +54,36 @@ func verifyTDX(primary json.RawMessage, digest []byte, cfg TDXVerifyConfig, now 
 	if err != nil {
 		return err
 	}
-	return checkQuoteReportData(quote, want)
+	if err := checkQuoteReportData(quote, want); err != nil {
+		return err
+	}
+	if init == nil {
+		return nil
+	}
+	return checkQuoteInitData(quote, *init)
+}
+
+// checkQuoteInitData binds sent init-data to the TD as Trustee does:
+// MRCONFIGID must be the document's digest (its own algorithm) adjusted to
+// 48 bytes.
+func checkQuoteInitData(quote any, init protocol.InitData) error {
+	q, ok := quote.(*pb.QuoteV4)
+	if !ok {
+		return fmt.Errorf("unsupported TD quote type %T", quote)
+	}
+	doc, err := initdata.Parse([]byte(init.Body))
+	if err != nil {
+		return fmt.Errorf("init-data: %w", err)
+	}
+	d, err := initdata.Digest([]byte(init.Body), doc.Algorithm)
+	if err != nil {
+		return fmt.Errorf("init-data: %w", err)
+	}
+	want := initdata.MRConfigID(d)
+	if subtle.ConstantTimeCompare(q.GetTdQuoteBody().GetMrConfigId(), want[:]) != 1 {
+		return errors.New("TD quote MRCONFIGID does not match the init-data digest")
+	}
+	return nil
 }
 
 func checkQuoteReportData(quote any, want [protocol.TDXReportDataSize]byte) error {
