@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -148,12 +149,12 @@ func TestGRPCErrors(t *testing.T) {
 
 // Engine failures map to their classes; panics never reach the client.
 func TestEngineFailures(t *testing.T) {
-	var mode string
+	var mode atomic.Value
 	fm := &fakeModel{
 		inputs:  []oip.TensorMetadata{{Name: "x", Datatype: "FP32", Shape: []int64{-1}}},
 		outputs: []oip.TensorMetadata{{Name: "y", Datatype: "FP32", Shape: []int64{-1}}},
 		infer: func(ctx context.Context, in []oip.Tensor) ([]oip.Tensor, error) {
-			switch mode {
+			switch mode.Load() {
 			case "panic":
 				panic("engine exploded")
 			case "unsupported":
@@ -176,7 +177,7 @@ func TestEngineFailures(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.mode, func(t *testing.T) {
-			mode = tc.mode
+			mode.Store(tc.mode)
 			r := ts.do(t, "POST", "/v2/models/model/infer", body, nil)
 			assert.Equal(t, tc.status, r.status)
 			assert.Contains(t, r.errorMessage(t), tc.msg)
