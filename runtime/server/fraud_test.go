@@ -3,8 +3,8 @@ package server
 import (
 	"context"
 	"encoding/binary"
-	"math"
 	"encoding/json"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
