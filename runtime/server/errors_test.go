@@ -17,7 +17,7 @@ import (
 	"github.com/veil-ai/veil/models"
 	"github.com/veil-ai/veil/oip"
 	pb "github.com/veil-ai/veil/oip/inferencepb"
-	"github.com/veil-ai/veil/runtime/internal/fraudtest"
+	"github.com/veil-ai/veil/runtime/fraudtest"
 )
 
 const goodInput = `{"name":"dense_input","shape":[1,5],"datatype":"FP32","data":[1,2,3,4,5]}`

@@ -15,7 +15,7 @@ import (
 
 	"github.com/veil-ai/veil/oip"
 	pb "github.com/veil-ai/veil/oip/inferencepb"
-	"github.com/veil-ai/veil/runtime/internal/fraudtest"
+	"github.com/veil-ai/veil/runtime/fraudtest"
 )
 
 // The workshop's transactions score as published over every protocol the
