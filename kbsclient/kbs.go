@@ -88,6 +88,10 @@ func NewKBS(cfg KBSConfig) (*KBS, error) {
 		}
 	}
 	if ev.TEE() == protocol.TEESample {
+		// An injected provider must not sneak past the opt-in either.
+		if !cfg.AllowInsecureSampleTEE {
+			return nil, fmt.Errorf("KBS client: %w", ErrInsecureTEE)
+		}
 		cfg.Logger.Warn("KBS client uses the INSECURE sample TEE: no hardware attestation, development only")
 	}
 	hc := cfg.HTTPClient

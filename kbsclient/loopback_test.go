@@ -177,7 +177,7 @@ func TestLoopbackKBSDownThenUp(t *testing.T) {
 	ev, err := evidence.New(evidence.Config{TEE: "sample", AllowInsecureSampleTEE: true})
 	require.NoError(t, err)
 	c, err := kbsclient.NewKBS(kbsclient.KBSConfig{
-		URL: "http://" + addr, Evidence: ev, Backoff: watch, Logger: quiet,
+		URL: "http://" + addr, Evidence: ev, AllowInsecureSampleTEE: true, Backoff: watch, Logger: quiet,
 		HTTPClient: &http.Client{Transport: notifyTransport{base: http.DefaultTransport, fn: func() { once.Do(func() { close(attempted) }) }}},
 	})
 	require.NoError(t, err)
@@ -413,6 +413,7 @@ func TestNewKBSRefusesTEEs(t *testing.T) {
 		wantMsg string
 	}{
 		{"sample without flag", kbsclient.KBSConfig{URL: "http://127.0.0.1:1", TEE: "sample"}, kbsclient.ErrInsecureTEE, "insecure_allow_sample_tee"},
+		{"injected sample provider without flag", kbsclient.KBSConfig{URL: "http://127.0.0.1:1", TEE: "tdx", Evidence: slowEvidence{}}, kbsclient.ErrInsecureTEE, "insecure_allow_sample_tee"},
 		{"azure vTPM", kbsclient.KBSConfig{URL: "http://127.0.0.1:1", TEE: "az-tdx-vtpm"}, kbsclient.ErrUnsupportedTEE, "--key_source cdh"},
 		{"snp", kbsclient.KBSConfig{URL: "http://127.0.0.1:1", TEE: "snp"}, kbsclient.ErrUnsupportedTEE, "--key_source cdh"},
 		{"unknown", kbsclient.KBSConfig{URL: "http://127.0.0.1:1", TEE: "banana"}, kbsclient.ErrUnsupportedTEE, "banana"},

@@ -50,7 +50,7 @@ func New(cfg Config) (Provider, error) {
 		if !cfg.AllowInsecureSampleTEE {
 			return nil, ErrInsecureTEE
 		}
-		return Sample{}, nil
+		return sample{}, nil
 	case "":
 		return nil, fmt.Errorf("%w: no TEE configured (want %q, or %q with the insecure development flag)", ErrUnsupportedTEE, protocol.TEETDX, protocol.TEESample)
 	case protocol.TEEAzTDXVTPM, protocol.TEEAzSNPVTPM, protocol.TEESNP, protocol.TEESGX,
@@ -61,14 +61,14 @@ func New(cfg Config) (Provider, error) {
 	}
 }
 
-// Sample is the insecure sample TEE: its "evidence" is the digest itself.
-// It is only constructed by New with AllowInsecureSampleTEE.
-type Sample struct{}
+// sample is the insecure sample TEE: its "evidence" is the digest itself.
+// Unexported so that only New, with AllowInsecureSampleTEE, can make one.
+type sample struct{}
 
 // TEE implements Provider.
-func (Sample) TEE() string { return protocol.TEESample }
+func (sample) TEE() string { return protocol.TEESample }
 
 // Evidence implements Provider; the KBS compares the unpadded digest.
-func (Sample) Evidence(_ context.Context, digest []byte) (json.RawMessage, error) {
+func (sample) Evidence(_ context.Context, digest []byte) (json.RawMessage, error) {
 	return json.Marshal(protocol.SampleEvidence{SVN: "1", ReportData: encodeStd(digest)})
 }
