@@ -243,7 +243,7 @@ func TestDecodeRESTRequestErrors(t *testing.T) {
 		{"no data", `{"inputs":[{"name":"x","shape":[1],"datatype":"FP32"}]}`, -1, "no data"},
 		{"binary without header", good, -1, "no Inference-Header-Content-Length"},
 		{"header too long", good + "abcd", 1000, "exceeds the body"},
-		{"raw binary request", "abcd", 0, "not supported"},
+		{"raw binary request", "abcd", 0, "needs the model's metadata"},
 		{"short binary", good + "ab", len(good), "exceeds the 2 binary bytes"},
 		{"extra binary", good + "abcdef", len(good), "not claimed"},
 		{"bad size", `{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","parameters":{"binary_data_size":"4"}}]}abcd`, 88, "non-negative integer"},
@@ -357,4 +357,32 @@ func TestWantsBinary(t *testing.T) {
 	assert.True(t, req.WantsBinary("b"))
 	assert.True(t, req.WantsBinary("c"))
 	assert.False(t, (&InferRequest{}).WantsBinary("a"))
+}
+
+func TestAppendNestedJSONData(t *testing.T) {
+	tests := []struct {
+		name string
+		t    Tensor
+		want string
+	}{
+		{"matrix", Tensor{Datatype: Uint8, Shape: []int64{2, 3}, Raw: []byte{1, 2, 3, 4, 5, 6}}, "[[1,2,3],[4,5,6]]"},
+		{"column", Tensor{Datatype: Bool, Shape: []int64{2, 1}, Raw: []byte{1, 0}}, "[[true],[false]]"},
+		{"scalar", Tensor{Datatype: Int8, Shape: []int64{}, Raw: []byte{0xff}}, "-1"},
+		{"empty rows", Tensor{Datatype: FP32, Shape: []int64{2, 0}, Raw: []byte{}}, "[[],[]]"},
+		{"strings", Tensor{Datatype: Bytes, Shape: []int64{1, 2}, Strings: [][]byte{[]byte("a"), []byte("b")}}, `[["a","b"]]`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := AppendNestedJSONData(nil, &tc.t)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, string(got))
+			if len(tc.t.Shape) > 0 {
+				back, err := DecodeJSONData("x", tc.t.Datatype, tc.t.Shape, got)
+				require.NoError(t, err)
+				assert.Equal(t, normalize([]Tensor{tc.t})[0].Raw, normalize([]Tensor{back})[0].Raw)
+			}
+		})
+	}
+	_, err := AppendNestedJSONData(nil, &Tensor{Datatype: FP16, Shape: []int64{1}, Raw: []byte{0, 0}})
+	assert.ErrorContains(t, err, "no JSON form")
 }

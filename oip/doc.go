@@ -18,7 +18,8 @@
 //	EncodeRESTRequest(req, binaryInputs bool) (body, jsonLen, error) // client
 //	DecodeRESTResponse(body, jsonLen) (*InferResponse, error)
 //	DecodeJSONData(name, dt, shape, data) (Tensor, error)           // one tensor's "data"
-//	AppendJSONData(dst, *Tensor) ([]byte, error)
+//	AppendJSONData(dst, *Tensor) ([]byte, error)                    // flat
+//	AppendNestedJSONData(dst, *Tensor) ([]byte, error)              // nested by shape (KServe v1)
 //	TensorFromBinary(name, dt, shape, b) (Tensor, error)            // binary/raw form
 //	AppendBinary(dst, *Tensor) []byte; BinarySize(*Tensor) int
 //
@@ -33,5 +34,6 @@
 // their own, the JSON and typed decoders reject them. Decoders never
 // allocate per number and alias the input buffer for binary/raw data.
 // Errors caused by the sender wrap ErrInvalid (IsInvalid): servers answer
-// 400 / INVALID_ARGUMENT for them.
+// 400 / INVALID_ARGUMENT for them; ErrUnsupported (501 / UNIMPLEMENTED)
+// marks well-formed requests the engine cannot run.
 package oip

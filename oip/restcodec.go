@@ -86,7 +86,9 @@ func splitBody(body []byte, jsonLen int) (header, blobs []byte, err error) {
 	case jsonLen < 0:
 		return body, nil, nil
 	case jsonLen == 0:
-		return nil, nil, invalidf("%s: 0 (raw binary request) is not supported; send a JSON header", HeaderInferenceHeaderContentLength)
+		// A raw binary request needs the model's input metadata; servers
+		// handle it before calling the codec.
+		return nil, nil, invalidf("%s: 0 (raw binary request) needs the model's metadata; send a JSON header", HeaderInferenceHeaderContentLength)
 	case jsonLen > len(body):
 		return nil, nil, invalidf("%s %d exceeds the body's %d bytes", HeaderInferenceHeaderContentLength, jsonLen, len(body))
 	}

@@ -222,3 +222,23 @@ func TestDatatypesEndToEnd(t *testing.T) {
 		})
 	}
 }
+
+// The binary extension's raw binary request: the body is the one input.
+func TestRawBinaryRequest(t *testing.T) {
+	ts := fraudServer(t)
+	in, err := fraudtest.Batch(fraudtest.Cases())
+	require.NoError(t, err)
+	r := ts.do(t, "POST", "/v2/models/model/infer", in.Raw, map[string]string{oip.HeaderInferenceHeaderContentLength: "0"})
+	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+	jsonLen, err := strconv.Atoi(r.header.Get(oip.HeaderInferenceHeaderContentLength))
+	require.NoError(t, err)
+	resp, err := oip.DecodeRESTResponse(r.body, jsonLen)
+	require.NoError(t, err)
+	scores := fraudtest.Scores(resp.Outputs[0])
+	for i, c := range fraudtest.Cases() {
+		assert.InDelta(t, c.Score, scores[i], fraudtest.Tolerance, c.Name)
+	}
+	bad := ts.do(t, "POST", "/v2/models/model/infer", in.Raw[:7], map[string]string{oip.HeaderInferenceHeaderContentLength: "0"})
+	assert.Equal(t, http.StatusBadRequest, bad.status)
+	assert.Contains(t, bad.errorMessage(t), "not a whole number")
+}

@@ -162,7 +162,12 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	req, err := oip.DecodeRESTRequest(body, jsonLen)
+	var req *oip.InferRequest
+	if jsonLen == 0 {
+		req, err = s.rawBinaryRequest(name, version, body)
+	} else {
+		req, err = oip.DecodeRESTRequest(body, jsonLen)
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -186,4 +191,53 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
+}
+
+// rawBinaryRequest implements the binary extension's "raw binary request"
+// (Inference-Header-Content-Length: 0): the body is the bytes of the only
+// input, batch 1, at most one variable dimension (sized from the body);
+// every output comes back binary.
+func (s *Server) rawBinaryRequest(name, version string, body []byte) (*oip.InferRequest, error) {
+	sv, err := s.lookup(name, version)
+	if err != nil {
+		return nil, err
+	}
+	inputs := sv.model.Inputs()
+	if len(inputs) != 1 {
+		return nil, fmt.Errorf("%w: a raw binary request (%s: 0) needs a single-input model, this one has %d", oip.ErrInvalid, oip.HeaderInferenceHeaderContentLength, len(inputs))
+	}
+	meta := inputs[0]
+	dt := oip.DataType(meta.Datatype)
+	shape := append([]int64(nil), meta.Shape...)
+	variable := -1
+	for i, d := range shape {
+		if d >= 0 {
+			continue
+		}
+		if variable >= 0 {
+			return nil, fmt.Errorf("%w: a raw binary request needs at most one variable dimension; input %q has shape %v", oip.ErrInvalid, meta.Name, meta.Shape)
+		}
+		variable = i
+		shape[i] = 1
+	}
+	if dt == oip.Bytes {
+		shape = []int64{1}
+	} else if variable >= 0 {
+		fixed, err := oip.ElementCount(shape)
+		if err != nil {
+			return nil, err
+		}
+		row := fixed * int64(dt.Size())
+		if row == 0 || int64(len(body))%row != 0 {
+			return nil, fmt.Errorf("%w: %d body bytes are not a whole number of %s elements for shape %v", oip.ErrInvalid, len(body), dt, meta.Shape)
+		}
+		shape[variable] = int64(len(body)) / row
+	}
+	var t oip.Tensor
+	if dt == oip.Bytes {
+		t = oip.Tensor{Name: meta.Name, Datatype: dt, Shape: shape, Strings: [][]byte{body}}
+	} else if t, err = oip.TensorFromBinary(meta.Name, dt, shape, body); err != nil {
+		return nil, err
+	}
+	return &oip.InferRequest{Inputs: []oip.Tensor{t}, Parameters: oip.Parameters{oip.ParamBinaryDataOutput: true}}, nil
 }
