@@ -272,8 +272,16 @@ func TestUnreachableIsRetryable(t *testing.T) {
 }
 
 func TestDeadline(t *testing.T) {
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
 	defer slow.Close()
+	defer close(release)
 	c, err := New(Config{URL: slow.URL, Protocol: RESTBinary, Timeout: 20 * time.Millisecond})
 	require.NoError(t, err)
 	defer c.Close()
