@@ -42,6 +42,8 @@ $(ORT_LIB):
 build: ort
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
+	@# The batcher ships in a minimal image: rebuild it static, without cgo.
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/veil-batcher ./cmd/veil-batcher
 	@install -m 0644 $(ORT_LIB) $(BIN)/$(ORT_LIB_NAME)
 
 vet:
