@@ -17,7 +17,7 @@ import (
 
 	"github.com/veil-ai/veil/models"
 	"github.com/veil-ai/veil/oip"
-	"github.com/veil-ai/veil/runtime/internal/fraudtest"
+	"github.com/veil-ai/veil/runtime/fraudtest"
 	"github.com/veil-ai/veil/runtime/onnx"
 )
 

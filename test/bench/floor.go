@@ -43,8 +43,8 @@ func serveFloor(addr string) error {
 
 // floorServer is the started child.
 type floorServer struct {
-	url  string
-	cmd  *exec.Cmd
+	url string
+	cmd *exec.Cmd
 }
 
 func startFloor(ctx context.Context) (*floorServer, error) {

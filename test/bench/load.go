@@ -21,13 +21,29 @@ type result struct {
 	rows     float64 // rows per second over the measured window
 	requests int
 	p50, p99 time.Duration
+	// cpu is the CPU time the measured process (the server, or this
+	// process for in-process rows) spent in the window; 0 when unknown.
+	cpu    time.Duration
+	window time.Duration
 }
+
+// rowsPerCore is rows per second of server CPU time: what one fully busy
+// core sustains, the unit of the capacity model.
+func (r result) rowsPerCore() float64 {
+	if r.cpu <= 0 {
+		return 0
+	}
+	return r.rows * r.window.Seconds() / r.cpu.Seconds()
+}
+
+// cpuMeter reads a process's cumulative CPU time.
+type cpuMeter func() (time.Duration, error)
 
 // measure runs clients closed-loop copies of op (each sends its next
 // request when the previous one answers) for warmup, then for duration,
 // and reports only the second window. A request that fails ends the run:
 // a benchmark of errors measures nothing.
-func measure(ctx context.Context, clients, rowsPerOp int, warmup, duration time.Duration, mk newOp) (result, error) {
+func measure(ctx context.Context, clients, rowsPerOp int, warmup, duration time.Duration, mk newOp, cpu cpuMeter) (result, error) {
 	ops := make([]op, clients)
 	for i := range ops {
 		o, err := mk(i)
@@ -69,7 +85,22 @@ func measure(ctx context.Context, clients, rowsPerOp int, warmup, duration time.
 			lat[i] = l
 		})
 	}
+	var cpuStart time.Duration
+	var cpuErr error
+	if cpu != nil {
+		select {
+		case <-time.After(time.Until(measureFrom)):
+		case <-ctx.Done():
+		}
+		cpuStart, cpuErr = cpu()
+	}
 	wg.Wait()
+	var cpuUsed time.Duration
+	if cpu != nil && cpuErr == nil {
+		if cpuEnd, err := cpu(); err == nil {
+			cpuUsed = cpuEnd - cpuStart
+		}
+	}
 	for _, err := range errs {
 		if err != nil {
 			return result{}, err
@@ -87,6 +118,8 @@ func measure(ctx context.Context, clients, rowsPerOp int, warmup, duration time.
 		requests: len(all),
 		p50:      percentile(all, 0.50),
 		p99:      percentile(all, 0.99),
+		cpu:      cpuUsed,
+		window:   window,
 	}, nil
 }
 

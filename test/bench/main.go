@@ -46,6 +46,10 @@ type config struct {
 	maxBatchSize     int
 	maxBatchTime     time.Duration
 	serverArgs       []string
+	sizingBatch      int
+	utilization      float64
+	podVCPUs         int
+	cpuProfile       string
 }
 
 func main() {
@@ -86,6 +90,10 @@ func parseFlags() (config, error) {
 	flag.StringVar(&only, "only", "", "regular expression: run only the scenarios whose name matches")
 	flag.IntVar(&c.maxBatchSize, "max-batch-size", batch.DefaultMaxBatchSize, "veil-runtime --max_batch_size for the batching-on row")
 	flag.DurationVar(&c.maxBatchTime, "max-batch-time", batch.DefaultMaxBatchTime, "veil-runtime --max_batch_time for the batching-on row")
+	flag.IntVar(&c.sizingBatch, "sizing-batch", 256, "rows per request the capacity model sizes for (the functions' micro-batch)")
+	flag.Float64Var(&c.utilization, "utilization", 0.6, "planned CPU utilization in the capacity model")
+	flag.IntVar(&c.podVCPUs, "pod-vcpus", 4, "vCPUs of one peer-pod VM in the capacity model")
+	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the server rows here; the server then runs in this process")
 	flag.StringVar(&serverArgs, "server-args", "", "extra space-separated flags for every veil-runtime started")
 	flag.Parse()
 
@@ -96,8 +104,11 @@ func parseFlags() (config, error) {
 		}
 		c.batches = append(c.batches, n)
 	}
-	if c.clients < 1 || c.loadClients < 1 || c.ortThreads < 1 {
-		return c, errors.New("-clients, -load-clients and -ort-threads must be at least 1")
+	if c.clients < 1 || c.loadClients < 1 || c.ortThreads < 1 || c.podVCPUs < 1 {
+		return c, errors.New("-clients, -load-clients, -ort-threads and -pod-vcpus must be at least 1")
+	}
+	if c.utilization <= 0 || c.utilization > 1 {
+		return c, errors.New("-utilization must be in (0, 1]")
 	}
 	if !validProtocol(c.loadProtocol) {
 		return c, fmt.Errorf("-load-protocol: %q is not one of %s", c.loadProtocol, strings.Join(protocols, ", "))
@@ -122,15 +133,30 @@ func run(ctx context.Context, cfg config) error {
 
 	b.rawRows(ctx)
 	b.floorRows(ctx)
-	b.serverRows(ctx)
+	if cfg.cpuProfile != "" {
+		stop, err := startProfile(cfg.cpuProfile)
+		if err != nil {
+			return err
+		}
+		b.serverRows(ctx)
+		if err := stop(); err != nil {
+			return err
+		}
+		log.Info("cpu profile written", "file", cfg.cpuProfile)
+	} else {
+		b.serverRows(ctx)
+	}
 
 	m.LoadAfter = loadAvg()
 	report := renderReport(m, settings{
 		duration: cfg.duration, warmup: cfg.warmup, clients: cfg.clients,
 		loadClients: cfg.loadClients, loadProtocol: cfg.loadProtocol,
 		ortThreads: cfg.ortThreads, serverThreads: "at its default (the CPUs its cgroup allows)",
-		batchSize: cfg.maxBatchSize, batchTime: cfg.maxBatchTime,
-	}, b.rows, b.cold, started)
+		batchSize: cfg.maxBatchSize, batchTime: cfg.maxBatchTime, sizingBatch: cfg.sizingBatch,
+	}, b.rows, b.cold, capacityModel{
+		targets: []float64{10_000, 65_000}, utilization: cfg.utilization,
+		podVCPUs: cfg.podVCPUs, minPods: 2,
+	}, started)
 	fmt.Println(report)
 	if cfg.out != "" {
 		if err := writeReport(cfg.out, report); err != nil {
@@ -152,12 +178,12 @@ type bench struct {
 
 // measureRow runs one scenario and records its row; a scenario that cannot
 // run is recorded with its reason rather than ending the bench.
-func (b *bench) measureRow(ctx context.Context, scenario string, batch, clients int, mk newOp) *row {
+func (b *bench) measureRow(ctx context.Context, scenario string, batch, clients int, mk newOp, cpu cpuMeter) *row {
 	if !b.cfg.only.MatchString(scenario) || ctx.Err() != nil {
 		return nil
 	}
 	b.log.Info("measuring", "scenario", scenario, "rows_per_request", batch, "clients", clients)
-	res, err := measure(ctx, clients, batch, b.cfg.warmup, b.cfg.duration, mk)
+	res, err := measure(ctx, clients, batch, b.cfg.warmup, b.cfg.duration, mk, cpu)
 	return b.record(row{scenario: scenario, batch: batch, clients: clients, res: res, err: err})
 }
 
@@ -205,7 +231,7 @@ func (b *bench) rawRows(ctx context.Context) {
 		}
 	}
 	for _, n := range b.cfg.batches {
-		if got := b.measureRow(ctx, scenarioRaw, n, b.cfg.clients, r.op(n)); got != nil && got.err == nil {
+		if got := b.measureRow(ctx, scenarioRaw, n, b.cfg.clients, r.op(n), selfCPU); got != nil && got.err == nil {
 			b.raw[n] = got.res.rows
 			got.ratio = 1
 		}
@@ -225,6 +251,6 @@ func (b *bench) floorRows(ctx context.Context) {
 	}
 	defer f.stop()
 	for _, n := range b.cfg.batches {
-		b.measureRow(ctx, scenarioFloor, n, b.cfg.clients, f.op(n, b.cfg.clients))
+		b.measureRow(ctx, scenarioFloor, n, b.cfg.clients, f.op(n, b.cfg.clients), procCPU(f.cmd.Process.Pid))
 	}
 }

@@ -16,6 +16,7 @@ type row struct {
 	res      result
 	ratio    float64 // rows/s over raw onnxruntime's at the same batch; 0 when unknown
 	err      error   // the scenario could not run; shown instead of numbers
+	note     string  // printed under the table
 }
 
 // Markers around the generated part of docs/performance.md; everything
@@ -35,28 +36,33 @@ type settings struct {
 	serverThreads    string
 	batchTime        time.Duration
 	batchSize        int
+	sizingBatch      int
 }
 
 func renderTable(rows []row) string {
 	var b strings.Builder
-	b.WriteString("| Scenario | Rows/request | Clients | Rows/s | p50 | p99 | × raw onnxruntime |\n")
-	b.WriteString("|---|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("| Scenario | Rows/request | Clients | Rows/s | p50 | p99 | × raw onnxruntime | Rows/s per server core |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range rows {
 		if r.err != nil {
-			fmt.Fprintf(&b, "| %s | %d | %d | not measured: %s | | | |\n", r.scenario, r.batch, r.clients, oneLine(r.err.Error()))
+			fmt.Fprintf(&b, "| %s | %d | %d | not measured: %s | | | | |\n", r.scenario, r.batch, r.clients, oneLine(r.err.Error()))
 			continue
 		}
 		ratio := "—"
 		if r.ratio > 0 {
 			ratio = fmt.Sprintf("%.2f", r.ratio)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %s | %s |\n",
-			r.scenario, r.batch, r.clients, humanRate(r.res.rows), humanDuration(r.res.p50), humanDuration(r.res.p99), ratio)
+		perCore := "—"
+		if pc := r.res.rowsPerCore(); pc > 0 {
+			perCore = humanRate(pc)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %s | %s | %s |\n",
+			r.scenario, r.batch, r.clients, humanRate(r.res.rows), humanDuration(r.res.p50), humanDuration(r.res.p99), ratio, perCore)
 	}
 	return b.String()
 }
 
-func renderReport(m machine, s settings, rows []row, cold *coldStart, when time.Time) string {
+func renderReport(m machine, s settings, rows []row, cold *coldStart, capacity capacityModel, when time.Time) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s by `make bench`.\n\n", when.UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "- Machine: %s.\n", m)
@@ -65,6 +71,14 @@ func renderReport(m machine, s settings, rows []row, cold *coldStart, when time.
 	fmt.Fprintf(&b, "- Concurrent single-row load: %d clients over %s; batching on = --max_batch_size=%d --max_batch_time=%v.\n\n",
 		s.loadClients, s.loadProtocol, s.batchSize, s.batchTime)
 	b.WriteString(renderTable(rows))
+	for _, r := range rows {
+		if r.note != "" {
+			b.WriteString("\n" + r.note + "\n")
+		}
+	}
+	if c := capacity.render(rows, s.sizingBatch); c != "" {
+		b.WriteString("\n" + c)
+	}
 	if cold != nil {
 		fmt.Fprintf(&b, "\nCold-start pieces measured in process: %s.\n", cold)
 	}
