@@ -14,7 +14,7 @@ import rego.v1
 
 default allow := false
 
-model_key := ["default", "veil-model-keys", "fraud"]
+model_key := ["default", "veil", "fraud-model-key"]
 
 allow if {
 	data.plugin == "resource"

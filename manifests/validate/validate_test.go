@@ -201,7 +201,7 @@ func TestServingRuntimeContract(t *testing.T) {
 	assert.NotNil(t, get(c, "resources", "limits", "cpu"))
 }
 
-const modelKey = "kbs:///default/veil-model-keys/fraud"
+const modelKey = "kbs:///default/veil/fraud-model-key"
 
 func env(isvc Object, name string) any {
 	list, _ := get(isvc, "spec", "predictor", "model", "env").([]any)
