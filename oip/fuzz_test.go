@@ -2,6 +2,8 @@ package oip
 
 import (
 	"testing"
+
+	"google.golang.org/protobuf/proto"
 )
 
 // FuzzDecodeJSONData: any bytes must decode or fail with a client error,
@@ -120,6 +122,47 @@ func FuzzTensorFromBinary(f *testing.F) {
 		}
 		if string(AppendBinary(nil, &got)) != string(b) {
 			t.Fatal("binary round trip changed data")
+		}
+	})
+}
+
+// FuzzFromModelInferRequest covers the gRPC decoder (typed and raw) on
+// arbitrary protobuf bytes.
+func FuzzFromModelInferRequest(f *testing.F) {
+	for _, raw := range []bool{false, true} {
+		in := sampleTensors()
+		if raw {
+			in = append(in, halfTensors()...)
+		}
+		m, err := ToModelInferRequest(&InferRequest{ID: "1", Inputs: in, Parameters: Parameters{"a": int64(1)}}, "m", "1", raw)
+		if err != nil {
+			f.Fatal(err)
+		}
+		b, err := proto.Marshal(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m inferReqPB
+		if proto.Unmarshal(b, &m) != nil {
+			return
+		}
+		req, err := FromModelInferRequest(&m)
+		if err != nil {
+			if !IsInvalid(err) {
+				t.Fatalf("non-client error: %v", err)
+			}
+			return
+		}
+		for i := range req.Inputs {
+			if err := req.Inputs[i].Validate(); err != nil {
+				t.Fatalf("decoded tensor invalid: %v", err)
+			}
+		}
+		if _, err := ToModelInferResponse(&InferResponse{Outputs: req.Inputs}, len(m.RawInputContents) > 0); err != nil {
+			t.Fatalf("re-encode: %v", err)
 		}
 	})
 }
