@@ -86,7 +86,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 			Observer: func(rows int, took time.Duration, err error) { m.ObserveBatch(rows, took.Seconds(), err) }}
 		if o.sinkBatch {
 			bcfg.Publisher = func(ctx context.Context, batch []batcher.Scored) error {
-				return o.sink.Send(ctx, []event.Event{f.h.batchResultEvent(batch)})
+				return o.sink.Send(ctx, []event.Event{f.h.BatchResultEvent(batch)})
 			}
 		}
 		b, err := batcher.New(bcfg, model)

@@ -54,9 +54,9 @@ func (h *Handler) resultEvent(inSource, inID string, s batcher.Scored) event.Eve
 	return ev
 }
 
-// batchResultEvent carries every result of one runtime request as a JSON
+// BatchResultEvent carries every result of one runtime request as a JSON
 // array, for --sink_batch; its id is derived from its rows' keys.
-func (h *Handler) batchResultEvent(batch []batcher.Scored) event.Event {
+func (h *Handler) BatchResultEvent(batch []batcher.Scored) event.Event {
 	hash := sha256.New()
 	b := append(make([]byte, 0, 96*len(batch)), '[')
 	for i, s := range batch {
