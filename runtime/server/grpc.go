@@ -59,6 +59,8 @@ func (s *Server) grpcInterceptor(ctx context.Context, req any, info *grpc.UnaryS
 }
 
 // grpcService implements inference.GRPCInferenceService.
+var _ pb.GRPCInferenceServiceServer = (*grpcService)(nil)
+
 type grpcService struct {
 	pb.UnimplementedGRPCInferenceServiceServer
 	s *Server

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/veil-ai/veil/oip"
 	"github.com/veil-ai/veil/runtime/modeldir"
@@ -63,8 +62,7 @@ func DirLoader(dir string, opts onnx.Options) Loader {
 
 // served is the loaded model as the handlers see it.
 type served struct {
-	model    Model
-	engine   Engine
-	version  string
-	loadedAt time.Time
+	model   Model
+	engine  Engine
+	version string
 }

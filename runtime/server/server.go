@@ -20,7 +20,6 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/veil-ai/veil/oip"
-	"github.com/veil-ai/veil/oip/inferencepb"
 	"github.com/veil-ai/veil/runtime/onnx"
 )
 
@@ -172,7 +171,7 @@ func (s *Server) runLoader(ctx context.Context, loader Loader) (sv *served, err 
 		_ = lm.Model.Close()
 		return nil, ctx.Err()
 	}
-	sv = &served{model: lm.Model, engine: lm.Model, version: lm.Version, loadedAt: time.Now()}
+	sv = &served{model: lm.Model, engine: lm.Model, version: lm.Version}
 	if sv.version == "" {
 		sv.version = "1"
 	}
@@ -322,5 +321,3 @@ func indexOf(ts []oip.TensorMetadata, name string) int {
 	}
 	return -1
 }
-
-var _ inferencepb.GRPCInferenceServiceServer = (*grpcService)(nil)
