@@ -23,6 +23,9 @@
 //	TensorFromBinary(name, dt, shape, b) (Tensor, error)            // binary/raw form
 //	AppendBinary(dst, *Tensor) []byte; BinarySize(*Tensor) int
 //
+// Typed helpers: FP32Tensor, FP64Tensor, Int64Tensor build tensors from Go
+// slices; (*Tensor).Float32s, Float64s, Int64s read them back.
+//
 // gRPC (typed contents, or raw_input_contents/raw_output_contents):
 //
 //	FromModelInferRequest(*pb.ModelInferRequest) (*InferRequest, error)            // server
