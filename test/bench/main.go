@@ -39,6 +39,7 @@ type config struct {
 	loadClients      int
 	loadProtocol     string
 	ortThreads       int
+	ortSpinning      bool
 	ortLib           string
 	binDir           string
 	out              string
@@ -84,6 +85,7 @@ func parseFlags() (config, error) {
 	flag.IntVar(&c.loadClients, "load-clients", 64, "clients for the concurrent single-row rows")
 	flag.StringVar(&c.loadProtocol, "load-protocol", protoRESTJSON, "transport for the concurrent single-row rows: "+strings.Join(protocols, ", "))
 	flag.IntVar(&c.ortThreads, "ort-threads", runtime.GOMAXPROCS(0), "intra-op threads for the in-process onnxruntime limit")
+	flag.BoolVar(&c.ortSpinning, "ort-spinning", true, "let the in-process onnxruntime's idle intra-op threads spin (its default)")
 	flag.StringVar(&c.ortLib, "ort-lib", os.Getenv("ORT_LIBRARY_PATH"), "libonnxruntime for the in-process limit (default $ORT_LIBRARY_PATH)")
 	flag.StringVar(&c.binDir, "bin", os.Getenv("VEIL_BIN_DIR"), "directory holding veil-runtime (default $VEIL_BIN_DIR, else bin/)")
 	flag.StringVar(&c.out, "out", filepath.Join(e2e.RepoRoot(), "docs", "performance.md"), "markdown file whose generated section gets the table; empty to skip")
@@ -151,9 +153,9 @@ func run(ctx context.Context, cfg config) error {
 	report := renderReport(m, settings{
 		duration: cfg.duration, warmup: cfg.warmup, clients: cfg.clients,
 		loadClients: cfg.loadClients, loadProtocol: cfg.loadProtocol,
-		ortThreads: cfg.ortThreads, serverThreads: "at its default (the CPUs its cgroup allows)",
+		ortThreads: cfg.ortThreads, ortSpinning: cfg.ortSpinning, serverThreads: "at its default (the CPUs its cgroup allows)",
 		batchSize: cfg.maxBatchSize, batchTime: cfg.maxBatchTime, sizingBatch: cfg.sizingBatch,
-	}, b.rows, b.cold, capacityModel{
+	}, b.rows, b.checkTargets(), b.cold, capacityModel{
 		targets: []float64{10_000, 65_000}, utilization: cfg.utilization,
 		podVCPUs: cfg.podVCPUs, minPods: 2,
 	}, started)
@@ -213,7 +215,7 @@ func (b *bench) rawRows(ctx context.Context) {
 		b.skip(scenarioRaw, 1, b.cfg.clients, errors.New("no onnxruntime library: set ORT_LIBRARY_PATH or -ort-lib"))
 		return
 	}
-	r, err := newRawORT(b.cfg.ortLib, b.cfg.ortThreads)
+	r, err := newRawORT(b.cfg.ortLib, b.cfg.ortThreads, b.cfg.ortSpinning)
 	if err != nil {
 		b.skip(scenarioRaw, 1, b.cfg.clients, err)
 		return

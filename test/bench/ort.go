@@ -23,7 +23,7 @@ type rawORT struct {
 	session *ort.DynamicAdvancedSession
 }
 
-func newRawORT(libPath string, threads int) (*rawORT, error) {
+func newRawORT(libPath string, threads int, spinning bool) (*rawORT, error) {
 	ort.SetSharedLibraryPath(libPath)
 	if err := ort.InitializeEnvironment(); err != nil {
 		return nil, fmt.Errorf("initialize onnxruntime from %s: %w", libPath, err)
@@ -38,6 +38,12 @@ func newRawORT(libPath string, threads int) (*rawORT, error) {
 	}
 	if err := opts.SetInterOpNumThreads(1); err != nil {
 		return nil, fmt.Errorf("set inter-op threads: %w", err)
+	}
+	if !spinning {
+		// Idle intra-op threads then sleep instead of spinning for work.
+		if err := opts.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
+			return nil, fmt.Errorf("turn off intra-op spinning: %w", err)
+		}
 	}
 	s, err := ort.NewDynamicAdvancedSessionWithONNXData(models.FraudONNX, []string{inputName}, []string{outputName}, opts)
 	if err != nil {

@@ -33,6 +33,7 @@ type settings struct {
 	loadClients      int
 	loadProtocol     string
 	ortThreads       int
+	ortSpinning      bool
 	serverThreads    string
 	batchTime        time.Duration
 	batchSize        int
@@ -62,11 +63,11 @@ func renderTable(rows []row) string {
 	return b.String()
 }
 
-func renderReport(m machine, s settings, rows []row, cold *coldStart, capacity capacityModel, when time.Time) string {
+func renderReport(m machine, s settings, rows []row, targets []targetCheck, cold *coldStart, capacity capacityModel, when time.Time) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s by `make bench`.\n\n", when.UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "- Machine: %s.\n", m)
-	fmt.Fprintf(&b, "- onnxruntime intra-op threads: raw in-process %d; veil-runtime %s.\n", s.ortThreads, s.serverThreads)
+	fmt.Fprintf(&b, "- onnxruntime intra-op threads: raw in-process %d (idle threads spin: %v); veil-runtime %s.\n", s.ortThreads, s.ortSpinning, s.serverThreads)
 	fmt.Fprintf(&b, "- Each row: %v warm-up, then %v measured; closed-loop clients (each sends its next request when the last one answers), on loopback.\n", s.warmup, s.duration)
 	fmt.Fprintf(&b, "- Concurrent single-row load: %d clients over %s; batching on = --max_batch_size=%d --max_batch_time=%v.\n\n",
 		s.loadClients, s.loadProtocol, s.batchSize, s.batchTime)
@@ -76,6 +77,7 @@ func renderReport(m machine, s settings, rows []row, cold *coldStart, capacity c
 			b.WriteString("\n" + r.note + "\n")
 		}
 	}
+	b.WriteString("\nThe issue's targets, judged on this run:\n\n" + renderTargets(targets))
 	if c := capacity.render(rows, s.sizingBatch); c != "" {
 		b.WriteString("\n" + c)
 	}
