@@ -25,6 +25,7 @@ func parseFlags(args []string) (server.Config, error) {
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown_grace", server.DefaultShutdownGrace, "how long SIGTERM waits for in-flight requests")
 	logLevel := fs.String("log_level", "info", "log level: debug, info, warn or error")
 	batching := addBatchFlags(fs)
+	sealedModels := addSealedFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -37,6 +38,9 @@ func parseFlags(args []string) (server.Config, error) {
 	}
 	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	if err := batching.apply(&cfg, cfg.Logger); err != nil {
+		return cfg, err
+	}
+	if err := sealedModels.apply(&cfg, cfg.Logger); err != nil {
 		return cfg, err
 	}
 	return cfg, nil

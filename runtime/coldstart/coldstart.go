@@ -161,8 +161,10 @@ func (c *ColdStart) logAttrs(u *Unsealed) []any {
 	if c.cfg.KeySource == KeySourceKBS {
 		attrs = append(attrs, "tee", c.cfg.TEE)
 	}
+	// Milliseconds read the same in text and JSON logs (a Duration would
+	// be nanoseconds in JSON).
 	u.Phases.each(func(name string, d time.Duration) {
-		attrs = append(attrs, name, d)
+		attrs = append(attrs, slog.Float64(name+"_ms", float64(d.Microseconds())/1000))
 	})
 	return attrs
 }

@@ -122,7 +122,7 @@ func TestLoadJWE(t *testing.T) {
 
 	lines := strings.Split(strings.TrimSpace(h.log.String()), "\n")
 	require.Len(t, lines, 1, "exactly one cold-start log line")
-	for _, k := range []string{"evidence=", "attest=", "fetch=", "decrypt=", "session=", "total=", "resource_id=" + resourceID, "format=jwe"} {
+	for _, k := range []string{"evidence_ms=1 ", "attest_ms=2 ", "fetch_ms=3 ", "decrypt_ms=", "session_ms=", "total_ms=", "resource_id=" + resourceID, "format=jwe"} {
 		assert.Contains(t, lines[0], k)
 	}
 	assert.Equal(t, 1.0, testutil.ToFloat64(h.cs.metrics.results.WithLabelValues("ok")))
