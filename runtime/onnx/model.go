@@ -53,9 +53,12 @@ func (e *Env) NewModel(onnxBytes []byte, opts Options) (*Model, error) {
 	if len(onnxBytes) == 0 {
 		return nil, errors.New("load model: no ONNX bytes")
 	}
-	ins, outs, err := ort.GetInputOutputInfoWithONNXData(onnxBytes)
+	ins, outs, err := graphIO(onnxBytes)
 	if err != nil {
-		return nil, fmt.Errorf("read ONNX graph inputs and outputs: %w", err)
+		// Not an ONNX protobuf we can read: let onnxruntime judge it.
+		if ins, outs, err = ort.GetInputOutputInfoWithONNXData(onnxBytes); err != nil {
+			return nil, fmt.Errorf("read ONNX graph inputs and outputs: %w", err)
+		}
 	}
 	m := &Model{}
 	var inNames, outNames []string
