@@ -132,7 +132,8 @@ func (b *Batcher) Infer(ctx context.Context, inputs []oip.Tensor) ([]oip.Tensor,
 	}
 	rows, key, joinable := signature(inputs)
 	if !b.cfg.enabled() {
-		return b.runAlone(ctx, inputs, rows)
+		b.observeRun(rows, 1)
+		return b.engine.Infer(ctx, inputs)
 	}
 	b.mu.Lock()
 	if b.closed {
@@ -140,8 +141,17 @@ func (b *Batcher) Infer(ctx context.Context, inputs []oip.Tensor) ([]oip.Tensor,
 		return nil, ErrClosed
 	}
 	if !joinable || rows > int64(b.cfg.MaxBatchSize) || b.unsplittable {
+		b.startLocked()
 		b.mu.Unlock()
-		return b.runAlone(ctx, inputs, rows)
+		return b.runStarted(ctx, inputs, rows)
+	}
+	if b.inFlight == 0 {
+		// An idle model takes the request at once, on the caller's own
+		// goroutine: no queue, no hand-off, no wake-up of another thread.
+		b.startLocked()
+		b.mu.Unlock()
+		b.metrics.queueWait.Observe(0)
+		return b.runStarted(ctx, inputs, rows)
 	}
 	c := &call{ctx: ctx, inputs: inputs, rows: rows, queued: time.Now(), done: make(chan result, 1)}
 	b.enqueueLocked(c, key)
@@ -172,21 +182,28 @@ func (b *Batcher) Close() {
 	b.runs.Wait()
 }
 
-// runAlone runs one request by itself with its own context, still counted
-// as in flight so that queued requests know the engine is busy.
-func (b *Batcher) runAlone(ctx context.Context, inputs []oip.Tensor, rows int64) ([]oip.Tensor, error) {
+// startLocked counts a run that is about to start outside the queue, so
+// that queued requests know the engine is busy and Close waits for it.
+func (b *Batcher) startLocked() {
+	b.inFlight++
+	b.runs.Add(1)
+}
+
+// runStarted runs one request by itself with its own context.
+func (b *Batcher) runStarted(ctx context.Context, inputs []oip.Tensor, rows int64) ([]oip.Tensor, error) {
+	defer b.runs.Done()
+	defer b.finish()
+	b.observeRun(rows, 1)
+	return b.engine.Infer(ctx, inputs)
+}
+
+// observeRun records one engine run; requests that could not be read as
+// rows (rows 0) are not counted as a batch size.
+func (b *Batcher) observeRun(rows int64, calls int) {
 	if rows > 0 {
 		b.metrics.rows.Observe(float64(rows))
-		b.metrics.calls.Observe(1)
+		b.metrics.calls.Observe(float64(calls))
 	}
-	if !b.cfg.enabled() {
-		return b.engine.Infer(ctx, inputs)
-	}
-	b.mu.Lock()
-	b.inFlight++
-	b.mu.Unlock()
-	defer b.finish()
-	return b.engine.Infer(ctx, inputs)
 }
 
 func (b *Batcher) enqueueLocked(c *call, key string) {
@@ -204,7 +221,7 @@ func (b *Batcher) enqueueLocked(c *call, key string) {
 	g.rows += c.rows
 	c.group = g
 	switch {
-	case g.rows >= maxRows || b.inFlight == 0:
+	case g.rows >= maxRows:
 		b.dispatchLocked(g)
 	case g.timer == nil:
 		g.timer = time.AfterFunc(b.cfg.MaxBatchTime, func() { b.expire(g) })
@@ -257,8 +274,7 @@ func (b *Batcher) dispatchLocked(g *group) {
 		c.group = nil
 		b.metrics.queueWait.Observe(now.Sub(c.queued).Seconds())
 	}
-	b.inFlight++
-	b.runs.Add(1)
+	b.startLocked()
 	go func() {
 		defer b.runs.Done()
 		defer b.finish()
@@ -291,13 +307,11 @@ func (b *Batcher) execute(calls []*call) {
 	case 0:
 		return
 	case 1:
-		b.metrics.rows.Observe(float64(total))
-		b.metrics.calls.Observe(1)
+		b.observeRun(total, 1)
 		b.runEach(live)
 		return
 	}
-	b.metrics.rows.Observe(float64(total))
-	b.metrics.calls.Observe(float64(len(live)))
+	b.observeRun(total, len(live))
 
 	joined, release := join(&b.pool, live, total)
 	ctx, cancel := leaveTogether(live)

@@ -7,8 +7,9 @@
 // every caller gets exactly its own rows and its own error.
 //
 // When a queued group is dispatched:
-//   - at once when the model has no run in flight: an idle model never makes
-//     a request wait, so batching costs nothing at low load;
+//   - at once, on the caller's own goroutine, when the model has no run in
+//     flight: an idle model never makes a request wait, so batching costs
+//     nothing at low load;
 //   - when the group reaches MaxBatchSize rows;
 //   - when its oldest request has waited MaxBatchTime while other runs were
 //     in flight.
