@@ -3,6 +3,7 @@ package coldstart
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"log/slog"
@@ -147,8 +148,7 @@ func TestLoadOpenSSL(t *testing.T) {
 func TestLoadFailures(t *testing.T) {
 	key := newKey(t)
 	good := sealModel(t, key)
-	tampered := bytes.Clone(good)
-	tampered[len(tampered)-5] ^= 0x01 // inside the base64url tag
+	tampered := flipInPart(t, good, 4) // the GCM tag
 	otherKey := bytes.Repeat([]byte{9}, 32)
 
 	tests := []struct {
@@ -188,6 +188,19 @@ func TestLoadFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// flipInPart flips one bit inside part i of a compact JWE, keeping the
+// base64url valid so only authentication can catch it.
+func flipInPart(t *testing.T, compact []byte, i int) []byte {
+	t.Helper()
+	parts := strings.Split(string(compact), ".")
+	require.Len(t, parts, 5)
+	raw, err := base64.RawURLEncoding.DecodeString(parts[i])
+	require.NoError(t, err)
+	raw[len(raw)/2] ^= 0x01
+	parts[i] = base64.RawURLEncoding.EncodeToString(raw)
+	return []byte(strings.Join(parts, "."))
 }
 
 func TestLoadSessionFailure(t *testing.T) {
