@@ -35,6 +35,12 @@ import (
 	"github.com/veil-ai/veil/oip/client"
 )
 
+// Series about the runtime link, besides receiver.Metric*.
+const (
+	MetricRuntimeBytesSent     = "veil_batcher_runtime_bytes_sent_total"
+	MetricRuntimeBytesReceived = "veil_batcher_runtime_bytes_received_total"
+)
+
 // Config is the whole batcher configuration (flags and environment are
 // mapped onto it by cmd/veil-batcher).
 type Config struct {
@@ -165,6 +171,12 @@ func New(cfg Config) (*Service, error) {
 			func() float64 { return float64(b.QueueLen()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "veil_batcher_dedup_entries", Help: "Results remembered for redeliveries."},
 			func() float64 { return float64(b.CacheLen()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: MetricRuntimeBytesSent,
+			Help: "Bytes sent to the runtime (REST bodies or gRPC messages)."},
+			func() float64 { return float64(oc.Traffic().Sent) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: MetricRuntimeBytesReceived,
+			Help: "Bytes received from the runtime: the cloud egress."},
+			func() float64 { return float64(oc.Traffic().Received) }),
 	)
 	h, err := receiver.NewHandler(cfg.Receiver, scaler, b, sink, metrics, cfg.Logger)
 	if err != nil {

@@ -69,8 +69,9 @@ type Config struct {
 // Client talks to one OIP server over one transport. It is safe for
 // concurrent use; Close releases its connections.
 type Client struct {
-	cfg   Config
-	trans transport
+	cfg     Config
+	trans   transport
+	traffic *trafficCounter
 }
 
 // transport is one of the wire implementations.
@@ -95,11 +96,11 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg}
+	c := &Client{cfg: cfg, traffic: &trafficCounter{}}
 	if cfg.Protocol.IsGRPC() {
-		c.trans, err = newGRPCTransport(u.Host, secure, cfg)
+		c.trans, err = newGRPCTransport(u.Host, secure, cfg, c.traffic)
 	} else {
-		c.trans, err = newRESTTransport(u, cfg)
+		c.trans, err = newRESTTransport(u, cfg, c.traffic)
 	}
 	if err != nil {
 		return nil, err

@@ -207,6 +207,9 @@ func TestAllTransports(t *testing.T) {
 			require.Len(t, resp.Outputs, 1)
 			assert.Equal(t, []int64{3, 1}, resp.Outputs[0].Shape)
 			assert.Equal(t, []float32{3, 0.75, -1 + 1e-3}, floats(t, resp.Outputs[0]))
+			tr := c.Traffic()
+			assert.GreaterOrEqual(t, tr.Sent, int64(24), "at least the 6 FP32 inputs went out")
+			assert.GreaterOrEqual(t, tr.Received, int64(12), "at least the 3 FP32 outputs came back")
 
 			for _, probe := range []func(context.Context) (bool, error){c.ServerLive, c.ServerReady} {
 				ok, err := probe(ctx)

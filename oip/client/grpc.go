@@ -20,7 +20,7 @@ type grpcTransport struct {
 	raw  bool
 }
 
-func newGRPCTransport(target string, secure bool, cfg Config) (*grpcTransport, error) {
+func newGRPCTransport(target string, secure bool, cfg Config, traffic *trafficCounter) (*grpcTransport, error) {
 	creds := insecure.NewCredentials()
 	if secure {
 		tc := cfg.TLS
@@ -32,6 +32,7 @@ func newGRPCTransport(target string, secure bool, cfg Config) (*grpcTransport, e
 	conn, err := grpc.NewClient(target,
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(int(cfg.MaxResponseBytes))),
+		grpc.WithStatsHandler(grpcTraffic{traffic}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("oip client: gRPC %s: %w", target, err)

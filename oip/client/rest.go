@@ -25,9 +25,10 @@ type restTransport struct {
 	hc      *http.Client
 	maxResp int64
 	bufs    sync.Pool // *bytes.Buffer for bodies we fully consume
+	traffic *trafficCounter
 }
 
-func newRESTTransport(base *url.URL, cfg Config) (*restTransport, error) {
+func newRESTTransport(base *url.URL, cfg Config, traffic *trafficCounter) (*restTransport, error) {
 	tr := &http.Transport{
 		Proxy:               nil, // OIP traffic goes straight to the runtime
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -45,6 +46,7 @@ func newRESTTransport(base *url.URL, cfg Config) (*restTransport, error) {
 		hc:      &http.Client{Transport: tr},
 		maxResp: cfg.MaxResponseBytes,
 		bufs:    sync.Pool{New: func() any { return new(bytes.Buffer) }},
+		traffic: traffic,
 	}, nil
 }
 
@@ -94,11 +96,13 @@ func (t *restTransport) infer(ctx context.Context, model, version string, req *o
 		return nil, transportErr(err)
 	}
 	defer resp.Body.Close()
+	t.traffic.sent.Add(int64(len(body)))
 	// The decoded tensors alias the body, so it gets its own buffer.
 	data, err := readBounded(resp.Body, resp.ContentLength, t.maxResp, nil)
 	if err != nil {
 		return nil, err
 	}
+	t.traffic.received.Add(int64(len(data)))
 	if resp.StatusCode != http.StatusOK {
 		return nil, httpError(resp.StatusCode, data)
 	}

@@ -220,6 +220,12 @@ func TestFunctionsEndToEnd(t *testing.T) {
 			count, in, eg, eg/in, (after["veil_batcher_batch_rows_sum"]-before["veil_batcher_batch_rows_sum"])/(after["veil_batcher_batch_rows_count"]-before["veil_batcher_batch_rows_count"]))
 		t.Log(msg)
 		fmt.Println(msg)
+		rtOut := after["veil_batcher_runtime_bytes_sent_total"] - before["veil_batcher_runtime_bytes_sent_total"]
+		rtIn := after["veil_batcher_runtime_bytes_received_total"] - before["veil_batcher_runtime_bytes_received_total"]
+		require.Positive(t, rtOut)
+		msg = fmt.Sprintf("EGRESS runtime link (gRPC raw): %.0f bytes to the runtime, %.0f bytes back out of the cloud, ratio %.3f", rtOut, rtIn, rtIn/rtOut)
+		t.Log(msg)
+		fmt.Println(msg)
 	})
 
 	t.Run("10k batched with redeliveries", func(t *testing.T) {
