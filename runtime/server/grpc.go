@@ -7,6 +7,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -24,6 +26,9 @@ func (s *Server) newGRPCServer() *grpc.Server {
 		grpc.ChainUnaryInterceptor(s.grpcInterceptor),
 	)
 	pb.RegisterGRPCInferenceServiceServer(g, &grpcService{s: s})
+	// The standard gRPC health service, for Kubernetes gRPC probes: the
+	// server ("") and the model name report SERVING once the model is loaded.
+	healthpb.RegisterHealthServer(g, s.health)
 	return g
 }
 
@@ -133,4 +138,20 @@ func (g *grpcService) ModelInfer(ctx context.Context, m *pb.ModelInferRequest) (
 		return nil, g.grpcError(ctx, err)
 	}
 	return out, nil
+}
+
+func newHealth(modelName string) *health.Server {
+	h := health.NewServer()
+	h.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	h.SetServingStatus(modelName, healthpb.HealthCheckResponse_NOT_SERVING)
+	return h
+}
+
+func (s *Server) setServing(serving bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if serving {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	s.health.SetServingStatus("", st)
+	s.health.SetServingStatus(s.cfg.ModelName, st)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	"github.com/veil-ai/veil/models"
@@ -54,8 +55,18 @@ func TestLiveBeforeReady(t *testing.T) {
 	_, err = ts.grpc.ModelMetadata(ctx, &pb.ModelMetadataRequest{Name: "model"})
 	assert.Equal(t, codes.Unavailable, status.Code(err))
 
+	hc := healthpb.NewHealthClient(dial(t, ts.GRPCAddr()))
+	hr, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+	require.NoError(t, err)
+	assert.Equal(t, healthpb.HealthCheckResponse_NOT_SERVING, hr.Status)
+
 	close(release)
 	<-ts.Loaded()
+	for _, service := range []string{"", "model"} {
+		hr, err = hc.Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+		require.NoError(t, err)
+		assert.Equal(t, healthpb.HealthCheckResponse_SERVING, hr.Status, service)
+	}
 	assert.Equal(t, http.StatusOK, ts.do(t, "GET", "/v2/health/ready", nil, nil).status)
 	assert.Equal(t, http.StatusOK, ts.do(t, "GET", "/v2/models/model/ready", nil, nil).status)
 	ready, err = ts.grpc.ServerReady(ctx, &pb.ServerReadyRequest{})

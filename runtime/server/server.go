@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
 
 	"github.com/veil-ai/veil/oip"
 	"github.com/veil-ai/veil/runtime/onnx"
@@ -40,6 +41,7 @@ type Server struct {
 	httpLis, grpcLis net.Listener
 	httpSrv          *http.Server
 	grpcSrv          *grpc.Server
+	health           *health.Server
 
 	model    atomic.Pointer[served]
 	draining atomic.Bool
@@ -88,6 +90,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.closeEnv()
 		return nil, fmt.Errorf("listen on grpc port: %w", err)
 	}
+	s.health = newHealth(cfg.ModelName)
 	s.grpcSrv = s.newGRPCServer()
 	s.httpSrv = s.newHTTPServer()
 	s.log.Info("serving", "model_name", cfg.ModelName, "http", s.httpLis.Addr().String(), "grpc", s.grpcLis.Addr().String())
@@ -149,6 +152,7 @@ func (s *Server) load(ctx context.Context) {
 		return
 	}
 	s.model.Store(sv)
+	s.setServing(true)
 	s.log.Info("model ready", "model_name", s.cfg.ModelName, "version", sv.version,
 		"inputs", len(sv.model.Inputs()), "outputs", len(sv.model.Outputs()), "seconds", time.Since(start).Seconds())
 }
@@ -188,6 +192,7 @@ func (s *Server) runLoader(ctx context.Context, loader Loader) (sv *served, err 
 // ShutdownGrace), then releases engine, model and environment.
 func (s *Server) shutdown() error {
 	s.draining.Store(true)
+	s.health.Shutdown()
 	s.log.Info("shutting down: draining in-flight requests", "grace", s.cfg.ShutdownGrace.String())
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
 	defer cancel()
