@@ -2,6 +2,22 @@
 // (with Triton's binary tensor data extension and KServe v1), gRPC on its
 // own port and over h2c on the HTTP port, Prometheus metrics, and a model
 // supplied by a pluggable Loader after the server is already live.
+//
+// Seams for other features (all in Config):
+//   - Loader: func(ctx, *onnx.Env) (*LoadedModel, error) produces the model
+//     in the background once the server listens (live at once, ready when it
+//     returns; an error is logged and the server stays unready). DirLoader
+//     is the plain-ONNX default; sealed models supply their own, reading
+//     bytes with modeldir and creating the model with env.NewModel.
+//   - NewEngine: func(Model) (Engine, error) wraps the model for inference,
+//     e.g. in runtime/batch; Engine.Infer returns every output and the
+//     server selects the requested ones.
+//   - Registry: a Prometheus registry to share /metrics with.
+//
+// Endpoints: GET /v2/health/{live,ready}, GET /v2, GET /v2/models,
+// GET /v2/models/{m}[/versions/{v}][/ready], POST .../infer, GET /v1/models,
+// GET /v1/models/{m}, POST /v1/models/{m}:predict, GET /metrics, GET /;
+// gRPC inference.GRPCInferenceService (six RPCs) and grpc.health.v1.
 package server
 
 import (
