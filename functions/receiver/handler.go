@@ -203,34 +203,66 @@ func (h *Handler) serveSingle(ctx context.Context, w *countingWriter, header htt
 		http.Error(w, "invalid CloudEvent: "+firstLine(err), http.StatusBadRequest)
 		return
 	}
+	reply, status, reason := h.handle(ctx, ev, mode)
+	switch {
+	case status >= 300:
+		if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		http.Error(w, reason, status)
+	case reply == nil:
+		w.WriteHeader(status)
+	case mode == "structured":
+		writeStructured(w, reply)
+	default:
+		if err := cehttp.WriteResponseWriter(ctx, binding.ToMessage(reply), http.StatusOK, w); err != nil {
+			h.log.Warn("writing reply failed", "error", err)
+		}
+	}
+}
+
+// Handle scores one decoded event, for hosts that do their own HTTP
+// decoding, such as the Knative Functions (func-go) scaffolding. It
+// returns the reply event (nil: none) and, for failures, a
+// cehttp.Result carrying the status code the HTTP path would answer.
+func (h *Handler) Handle(ctx context.Context, ev event.Event) (*event.Event, error) {
+	if err := ev.Validate(); err != nil {
+		h.metrics.EventsIn.WithLabelValues("sdk", "invalid").Inc()
+		h.drop("invalid_event", 1)
+		return nil, cehttp.NewResult(http.StatusBadRequest, "invalid CloudEvent: %s", firstLine(err))
+	}
+	reply, status, reason := h.handle(ctx, &ev, "sdk")
+	if status >= 300 {
+		return nil, cehttp.NewResult(status, "%s", reason)
+	}
+	return reply, nil
+}
+
+// handle is the single-event path shared by ServeHTTP and Handle: the
+// reply (nil for none), the status, and the reason text for failures.
+func (h *Handler) handle(ctx context.Context, ev *event.Event, mode string) (*event.Event, int, string) {
 	p, ok, err := h.prepare(ev)
 	switch {
 	case err != nil:
 		h.metrics.EventsIn.WithLabelValues(mode, "transaction").Inc()
 		h.drop("malformed", 1)
-		http.Error(w, firstLine(err), http.StatusBadRequest)
-		return
+		return nil, http.StatusBadRequest, firstLine(err)
 	case !ok:
 		h.metrics.EventsIn.WithLabelValues(mode, "other").Inc()
 		h.metrics.EventsIgnored.Inc()
-		w.WriteHeader(http.StatusAccepted)
-		return
+		return nil, http.StatusAccepted, ""
 	}
 	h.metrics.EventsIn.WithLabelValues(mode, "transaction").Inc()
 	out := make([]batcher.Outcome, 1)
 	h.scorer.Score(ctx, []batcher.Request{p.req}, out)
-	if out[0].Duplicate {
+	if out[0].Duplicate && out[0].Err == nil {
 		h.metrics.DedupHits.Inc()
 	}
 	if err := out[0].Err; err != nil {
 		status, reason := classify(err)
 		h.drop(reason, 1)
 		h.log.Warn("transaction not scored", "reason", reason, "status", status, "error", err)
-		if status == http.StatusTooManyRequests {
-			w.Header().Set("Retry-After", "1")
-		}
-		http.Error(w, "not scored, retry later: "+reason, status)
-		return
+		return nil, status, "not scored, retry later: " + reason
 	}
 	res := h.resultEvent(p.source, p.id, out[0].Scored)
 	if h.sink != nil {
@@ -240,20 +272,12 @@ func (h *Handler) serveSingle(ctx context.Context, w *countingWriter, header htt
 		if err := h.sendToSink(ctx, []event.Event{res}); err != nil {
 			h.drop("sink", 1)
 			h.log.Warn("result not delivered to sink", "error", err)
-			http.Error(w, "result sink unavailable", http.StatusServiceUnavailable)
-			return
+			return nil, http.StatusServiceUnavailable, "result sink unavailable"
 		}
-		w.WriteHeader(http.StatusAccepted)
-		return
+		return nil, http.StatusAccepted, ""
 	}
 	h.metrics.ResultsOut.WithLabelValues("reply").Inc()
-	if mode == "structured" {
-		writeStructured(w, &res)
-		return
-	}
-	if err := cehttp.WriteResponseWriter(ctx, binding.ToMessage(&res), http.StatusOK, w); err != nil {
-		h.log.Warn("writing reply failed", "error", err)
-	}
+	return &res, http.StatusOK, ""
 }
 
 // sendToSink sends per-event results to K_SINK. In --sink_batch mode the
