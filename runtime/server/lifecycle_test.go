@@ -207,3 +207,25 @@ func TestConfigErrors(t *testing.T) {
 	_, err := Start(context.Background(), Config{Host: "127.0.0.1", ListenEphemeral: true, ORTLibrary: "/nope/libonnxruntime.so.1"})
 	assert.ErrorContains(t, err, "--ort_library")
 }
+
+// A loader that ignores its context cannot keep the server from stopping.
+func TestShutdownWithStuckLoader(t *testing.T) {
+	stuck := make(chan struct{})
+	t.Cleanup(func() { close(stuck) })
+	loader := func(context.Context, *onnx.Env) (*LoadedModel, error) {
+		<-stuck
+		return nil, errors.New("too late")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := Start(ctx, Config{Host: "127.0.0.1", ListenEphemeral: true, Env: testEnv, Loader: loader, ShutdownGrace: 200 * time.Millisecond})
+	require.NoError(t, err)
+	cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Wait() }()
+	select {
+	case err := <-done:
+		assert.ErrorContains(t, err, "model loader did not stop")
+	case <-time.After(10 * time.Second):
+		t.Fatal("shutdown blocked on the loader")
+	}
+}

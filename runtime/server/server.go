@@ -230,10 +230,18 @@ func (s *Server) shutdown() error {
 		}
 	}()
 	wg.Wait()
-	<-s.loaded
 	var errs []error
 	if httpErr != nil {
 		errs = append(errs, fmt.Errorf("drain http: %w", httpErr))
+	}
+	// The loader saw its context end; one that ignores it must not hold
+	// the process past the grace period. Its model and the environment
+	// are then left to the process exit.
+	select {
+	case <-s.loaded:
+	case <-ctx.Done():
+		s.log.Warn("model loader still running after the grace period; exiting without waiting for it")
+		return errors.Join(append(errs, errors.New("model loader did not stop"))...)
 	}
 	if sv := s.model.Load(); sv != nil {
 		if sv.engine != Engine(sv.model) {
