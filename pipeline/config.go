@@ -15,7 +15,7 @@ type Config struct {
 
 	Count     int     // transactions to send
 	Rate      float64 // transactions per second; 0 = as fast as Senders allow
-	Seed      int64   // generator seed: the same seed gives the same transactions
+	Seed      uint64  // generator seed: the same seed gives the same transactions
 	FraudRate float64 // share of fraudulent transactions
 	Senders   int     // events in flight
 
@@ -78,8 +78,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("count %d: want at least 1", c.Count)
 	case c.Rate < 0:
 		return fmt.Errorf("rate %g: want 0 (unlimited) or more", c.Rate)
-	case c.FraudRate < 0 || c.FraudRate > 1:
-		return fmt.Errorf("fraud rate %g: want 0..1", c.FraudRate)
+	case !(c.FraudRate > 0 && c.FraudRate <= 1):
+		return fmt.Errorf("fraud rate %g: want more than 0, at most 1", c.FraudRate)
 	case c.Senders <= 0:
 		return fmt.Errorf("senders %d: want at least 1", c.Senders)
 	case c.MaxBatchSize <= 0:

@@ -73,6 +73,7 @@ func sendAll(ctx context.Context, cfg LoadConfig, txs []Transaction) ([]Sent, er
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, cfg.Concurrency)
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	for range cfg.Concurrency {
@@ -100,11 +101,13 @@ func sendAll(ctx context.Context, cfg LoadConfig, txs []Transaction) ([]Sent, er
 	}
 	wg.Wait()
 	close(errs)
+	// An interrupt surfaces in the workers as failed sends: report it as
+	// what it is.
+	if parent.Err() != nil {
+		return nil, fmt.Errorf("stopped after %d of %d: %w", cfg.Progress.Done(), len(txs), context.Cause(parent))
+	}
 	if err := <-errs; err != nil {
 		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("sending transactions: %w", context.Cause(ctx))
 	}
 	return sent, nil
 }

@@ -171,7 +171,7 @@ func (r *run) startRuntime(ctx context.Context, kbsURL string) (runtimeEndpoints
 	}
 	start := time.Now()
 	rt.child, err = r.startChild("veil-runtime", filepath.Join(r.cfg.BinDir, "veil-runtime"), nil,
-		"--model_dir", filepath.Join(r.tmp, "sealed"), "--model_name", r.cfg.ModelName,
+		"--model_dir", filepath.Join(r.tmp, "sealed"), "--model_name", r.cfg.ModelName, "--host", "127.0.0.1",
 		"--http_port", strconv.Itoa(httpPort), "--grpc_port", strconv.Itoa(grpcPort),
 		"--resource_id", r.cfg.ResourceID, "--key_source", "kbs", "--kbs_url", kbsURL,
 		"--tee", "sample", "--insecure_allow_sample_tee")
@@ -216,8 +216,8 @@ func (r *run) startBatcher(ctx context.Context, rt runtimeEndpoints) (url, metri
 		runtimeURL = "http://" + rt.grpcAddr
 	}
 	b, err := r.startChild("veil-batcher", filepath.Join(r.cfg.BinDir, "veil-batcher"),
-		[]string{"PORT=" + strconv.Itoa(port), "K_SINK=" + r.sink.URL()},
-		"--runtime", runtimeURL, "--model_name", r.cfg.ModelName, "--protocol", r.cfg.Protocol,
+		[]string{"K_SINK=" + r.sink.URL()},
+		"--listen_address", loopback(port), "--runtime", runtimeURL, "--model_name", r.cfg.ModelName, "--protocol", r.cfg.Protocol,
 		"--max_batch_size", strconv.Itoa(r.cfg.MaxBatchSize), "--max_latency", r.cfg.MaxLatency.String())
 	if err != nil {
 		return "", "", err
@@ -237,7 +237,7 @@ func (r *run) startBatcher(ctx context.Context, rt runtimeEndpoints) (url, metri
 
 // The batcher's probe and metrics paths.
 const (
-	batcherReadyPath   = "/readyz"
+	batcherReadyPath   = "/health/readiness"
 	batcherMetricsPath = "/metrics"
 )
 
@@ -436,6 +436,10 @@ func (r *run) startChild(name, path string, env []string, args ...string) (*proc
 	if r.cfg.Verbose {
 		echo = r.cfg.Stderr
 	}
+	// TMPDIR points into the private temp dir, so whatever a child leaves
+	// in its temp dir (onnxruntime's telemetry writes $TMPDIR/.ses) goes
+	// when the run's temp dir does.
+	env = append(env, "TMPDIR="+r.tmp)
 	p, err := startProc(procSpec{name: name, path: path, args: args, env: env, echo: echo, grace: r.cfg.StopGrace})
 	if err != nil {
 		return nil, err

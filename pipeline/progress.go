@@ -47,6 +47,14 @@ func (p *Progress) Add(n int) {
 	p.done.Add(int64(n))
 }
 
+// Done is how many were counted so far.
+func (p *Progress) Done() int64 {
+	if p == nil {
+		return 0
+	}
+	return p.done.Load()
+}
+
 func (p *Progress) loop() {
 	defer close(p.stopped)
 	t := time.NewTicker(200 * time.Millisecond)

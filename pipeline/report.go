@@ -200,10 +200,15 @@ func batchPlot(h Histogram) (*plot.Plot, error) {
 		p.Title.Text += ": none recorded"
 		return p, nil
 	}
+	// Buckets past the largest batch only stretch the axis.
+	buckets := h.Buckets
+	for h.Above == 0 && len(buckets) > 0 && buckets[len(buckets)-1].Count == 0 {
+		buckets = buckets[:len(buckets)-1]
+	}
 	var values plotter.Values
 	var names []string
 	lower := 0.0
-	for _, b := range h.Buckets {
+	for _, b := range buckets {
 		values = append(values, float64(b.Count))
 		names = append(names, bucketLabel(lower, b.UpperBound))
 		lower = b.UpperBound

@@ -29,7 +29,7 @@ func syntheticReport(n int) ReportData {
 	d.Summary = Summary{
 		Settings: Settings{Count: n, Seed: 42, Protocol: "grpc-raw", MaxBatchSize: 64},
 		Sent:     n, Scored: n, Model: "fraud", ModelVersion: "1",
-		Batches: Histogram{Count: 30, Sum: 900, Buckets: []Bucket{{1, 3}, {8, 7}, {64, 20}}},
+		Batches: Histogram{Count: 30, Sum: 900, Buckets: []Bucket{{1, 3}, {8, 7}, {64, 20}, {128, 0}}},
 	}
 	return d
 }
@@ -73,6 +73,7 @@ func TestRenderReportPlotsData(t *testing.T) {
 	for _, label := range []string{">1<", ">2–8<", ">9–64<"} {
 		assert.Contains(t, s, label)
 	}
+	assert.NotContains(t, s, ">65–128<", "empty buckets past the largest batch are not drawn")
 }
 
 func TestWriteReportCreatesDirectory(t *testing.T) {

@@ -7,14 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"sync"
 	"time"
 
-	cloudevents "github.com/cloudevents/sdk-go/v2"
-	"github.com/cloudevents/sdk-go/v2/client"
-	"github.com/cloudevents/sdk-go/v2/protocol"
+	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 )
 
@@ -83,25 +82,48 @@ func NewSink(addr string) (*Sink, error) {
 		changed:  make(chan struct{}),
 		served:   make(chan error, 1),
 	}
-	p, err := cehttp.New()
-	if err != nil {
-		l.Close()
-		return nil, fmt.Errorf("sink: cloudevents http protocol: %w", err)
-	}
-	h, err := client.NewHTTPReceiveHandler(context.Background(), p, s.receive)
-	if err != nil {
-		l.Close()
-		return nil, fmt.Errorf("sink: cloudevents handler: %w", err)
-	}
-	s.srv = &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			r.Body = http.MaxBytesReader(w, r.Body, maxSinkBody)
-			h.ServeHTTP(w, r)
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }
+
+// ServeHTTP reads one request in binary, structured or batched content
+// mode with the CloudEvents SDK's HTTP binding and answers 202 once every
+// result in it is recorded, 400 if any cannot be read.
+func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "CloudEvents are POSTed", http.StatusMethodNotAllowed)
+		return
+	}
+	at := s.now()
+	r.Body = http.MaxBytesReader(w, r.Body, maxSinkBody)
+	var events []event.Event
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == contentTypeBatch {
+		evs, err := cehttp.NewEventsFromHTTPRequest(r)
+		if err != nil {
+			http.Error(w, "batched CloudEvents: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		events = evs
+	} else {
+		e, err := cehttp.NewEventFromHTTPRequest(r)
+		if err != nil {
+			http.Error(w, "CloudEvent: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		events = []event.Event{*e}
+	}
+	for _, e := range events {
+		if err := s.receive(at, e); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// contentTypeBatch is CloudEvents' batched content mode.
+const contentTypeBatch = "application/cloudevents-batch+json"
 
 // URL is where to send result events (the K_SINK value).
 func (s *Sink) URL() string { return "http://" + s.listener.Addr().String() + "/" }
@@ -132,13 +154,14 @@ func (s *Sink) Close(ctx context.Context) error {
 	return nil
 }
 
-func (s *Sink) receive(ctx context.Context, e cloudevents.Event) protocol.Result {
-	at := s.now()
+// receive records one event; only undecodable result data is an error
+// (400: redelivering the same bytes would not help).
+func (s *Sink) receive(at time.Time, e event.Event) error {
 	if e.Type() != ResultEventType && e.Type() != ResultBatchEventType {
 		s.mu.Lock()
 		s.counts.Ignored++
 		s.mu.Unlock()
-		return protocol.ResultACK
+		return nil
 	}
 	data := e.Data()
 	results, err := decodeResults(data)
@@ -147,11 +170,10 @@ func (s *Sink) receive(ctx context.Context, e cloudevents.Event) protocol.Result
 		s.counts.Rejected++
 		s.mu.Unlock()
 		slog.Warn("sink: undecodable result event", "id", e.ID(), "err", err)
-		// 400: redelivering the same bytes would not help.
-		return cehttp.NewResult(http.StatusBadRequest, "result data: %v", err)
+		return fmt.Errorf("result data of event %q: %w", e.ID(), err)
 	}
 	s.record(at, int64(len(data)), results)
-	return protocol.ResultACK
+	return nil
 }
 
 func (s *Sink) record(at time.Time, n int64, results []ScoreResult) {

@@ -113,6 +113,30 @@ func TestSinkWithSDKClient(t *testing.T) {
 	assert.Equal(t, "1", first["tx-binary"].ModelVersion)
 }
 
+func TestSinkBatchedContentMode(t *testing.T) {
+	s := startSink(t)
+	body := `[{"specversion":"1.0","id":"1","source":"b","type":"` + ResultEventType + `","datacontenttype":"application/json",` +
+		`"data":{"transaction_id":"x1","score":0.5,"fraud":false,"model":"fraud","model_version":"1"}},` +
+		`{"specversion":"1.0","id":"2","source":"b","type":"` + ResultEventType + `","datacontenttype":"application/json",` +
+		`"data":{"transaction_id":"x2","score":0.99,"fraud":true,"model":"fraud","model_version":"1"}}]`
+	resp, err := http.Post(s.URL(), "application/cloudevents-batch+json", bytes.NewBufferString(body))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusAccepted, resp.StatusCode)
+	assert.Equal(t, 2, s.Counts().Distinct)
+	assert.True(t, s.First()["x2"].Fraud)
+
+	resp, err = http.Get(s.URL())
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+
+	resp, err = http.Post(s.URL(), "text/plain", bytes.NewBufferString("hello"))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "no CloudEvent at all")
+}
+
 func TestSinkWaitDistinctHonoursContext(t *testing.T) {
 	s := startSink(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)

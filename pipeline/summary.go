@@ -76,7 +76,7 @@ type Summary struct {
 type Settings struct {
 	Count        int     `json:"count"`
 	Rate         float64 `json:"rate_per_second"`
-	Seed         int64   `json:"seed"`
+	Seed         uint64  `json:"seed"`
 	FraudRate    float64 `json:"fraud_rate"`
 	MaxBatchSize int     `json:"max_batch_size"`
 	MaxLatency   string  `json:"max_latency"`

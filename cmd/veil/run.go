@@ -34,7 +34,7 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	fs.IntVar(&cfg.Count, "count", cfg.Count, "transactions to send")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "transactions per second (0: as fast as the batcher answers)")
-	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "generator seed (same seed, same transactions)")
+	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "generator seed (same seed, same transactions)")
 	fs.Float64Var(&cfg.FraudRate, "fraud_rate", cfg.FraudRate, "share of fraudulent transactions")
 	fs.IntVar(&cfg.Senders, "senders", cfg.Senders, "transactions in flight (the batcher answers each once it is scored)")
 	fs.IntVar(&cfg.MaxBatchSize, "max_batch_size", cfg.MaxBatchSize, "batcher: most rows per runtime request")
