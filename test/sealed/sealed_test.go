@@ -2,9 +2,17 @@ package sealed
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -277,4 +285,58 @@ func TestInteropOpenSSL(t *testing.T) {
 	e2e.WaitHTTP(t, rt.Process, rt.base+"/v2/health/ready", startTimeout)
 	rt.requireCorrectScores(t)
 	assertNoLeaks(t, bytes.TrimSpace(pass), []string{w.root}, w.allLogs(), kfile)
+}
+
+// TestSealedModelThroughKBSOverTLS is the production shape of the direct
+// path: an HTTPS KBS whose certificate the runtime checks against
+// --kbs_cert.
+func TestSealedModelThroughKBSOverTLS(t *testing.T) {
+	w := newWorld(t)
+	key := w.seal(t)
+	certFile, keyFile := writeSelfSignedCert(t, w.root)
+	addr := freeAddr(t)
+	p := e2e.Start(t, "veil", w.env(), "kbs", "serve", "--addr", addr, "--admin_token_file", w.tokenFile,
+		"--insecure_allow_sample_tee", "--tls_cert", certFile, "--tls_key", keyFile)
+	w.logs = append(w.logs, p)
+	require.Eventually(t, func() bool { return strings.Contains(p.Output(), "listening on https://") }, startTimeout, 20*time.Millisecond, p.Output())
+	out, err := run(t, "veil", "kbs", "upload", "--kbs_url", "https://"+addr, "--kbs_cert", certFile,
+		"--admin_token_file", w.tokenFile, "--resource_id", resourceID, "--in", w.keyFile)
+	require.NoError(t, err, out)
+
+	rt := w.startRuntime(t, "--key_source", "kbs", "--kbs_url", "https://"+addr, "--kbs_cert", certFile,
+		"--tee", "sample", "--insecure_allow_sample_tee")
+	e2e.WaitHTTP(t, rt.Process, rt.base+"/v2/health/ready", startTimeout)
+	rt.requireCorrectScores(t)
+
+	// Without the CA the runtime must refuse the KBS, not fall back.
+	other := w.startRuntime(t, "--key_source", "kbs", "--kbs_url", "https://"+addr,
+		"--tee", "sample", "--insecure_allow_sample_tee", "--key_deadline", "5s")
+	assert.Contains(t, other.expectFailure(t, startTimeout), "certificate")
+	assertNoLeaks(t, key, []string{w.root}, w.allLogs(), w.keyFile)
+}
+
+// writeSelfSignedCert makes a loopback certificate (its own CA) and key.
+func writeSelfSignedCert(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "veil test KBS"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	require.NoError(t, err)
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(priv)
+	require.NoError(t, err)
+	certFile, keyFile = filepath.Join(dir, "kbs.crt"), filepath.Join(dir, "kbs.key")
+	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644))
+	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), 0o600))
+	return certFile, keyFile
 }
