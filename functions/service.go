@@ -271,3 +271,19 @@ func runtimeTLS(caFile string) (*tls.Config, error) {
 	}
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
+
+// Handle scores one decoded event (see receiver.Handler.Handle), for hosts
+// that serve HTTP themselves, such as the Knative Functions scaffolding.
+func (s *Service) Handle(ctx context.Context, ev event.Event) (*event.Event, error) {
+	return s.handler.Handle(ctx, ev)
+}
+
+// Close drains without an HTTP server of our own: refuses readiness, sends
+// open batches at once and waits for them, then closes the runtime client.
+func (s *Service) Close(ctx context.Context) error {
+	s.handler.SetReady(false)
+	s.batcher.Drain()
+	err := s.batcher.Close(ctx)
+	_ = s.client.Close()
+	return err
+}
