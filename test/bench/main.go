@@ -83,7 +83,7 @@ func parseFlags() (config, error) {
 	flag.IntVar(&c.clients, "clients", 1, "closed-loop clients for the per-batch rows")
 	flag.StringVar(&batches, "batches", "1,64,256,1024", "rows per request for the per-batch rows")
 	flag.IntVar(&c.loadClients, "load-clients", 64, "clients for the concurrent single-row rows")
-	flag.StringVar(&c.loadProtocol, "load-protocol", protoRESTJSON, "transport for the concurrent single-row rows: "+strings.Join(protocols, ", "))
+	flag.StringVar(&c.loadProtocol, "load-protocol", protoRESTJSON, "transport for the concurrent single-row rows: "+strings.Join(protocolNames(), ", "))
 	flag.IntVar(&c.ortThreads, "ort-threads", runtime.GOMAXPROCS(0), "intra-op threads for the in-process onnxruntime limit")
 	flag.BoolVar(&c.ortSpinning, "ort-spinning", true, "let the in-process onnxruntime's idle intra-op threads spin (its default)")
 	flag.StringVar(&c.ortLib, "ort-lib", os.Getenv("ORT_LIBRARY_PATH"), "libonnxruntime for the in-process limit (default $ORT_LIBRARY_PATH)")
@@ -113,7 +113,7 @@ func parseFlags() (config, error) {
 		return c, errors.New("-utilization must be in (0, 1]")
 	}
 	if !validProtocol(c.loadProtocol) {
-		return c, fmt.Errorf("-load-protocol: %q is not one of %s", c.loadProtocol, strings.Join(protocols, ", "))
+		return c, fmt.Errorf("-load-protocol: %q is not one of %s", c.loadProtocol, strings.Join(protocolNames(), ", "))
 	}
 	re, err := regexp.Compile(only)
 	if err != nil {

@@ -10,18 +10,19 @@ import (
 	"github.com/veil-ai/veil/oip/client"
 )
 
-// The four OIP transports, as oip/client names them on the command line.
-var protocols = func() []string {
+// protocolNames are the four OIP transports as oip/client names them on
+// the command line.
+func protocolNames() []string {
 	var p []string
 	for _, c := range client.Protocols {
 		p = append(p, string(c))
 	}
 	return p
-}()
+}
 
 const protoRESTJSON = string(client.RESTJSON)
 
-func validProtocol(p string) bool { return slices.Contains(protocols, p) }
+func validProtocol(p string) bool { return slices.Contains(protocolNames(), p) }
 
 // protocolLabel is a transport's name in the table.
 func protocolLabel(p client.Protocol) string {
