@@ -333,10 +333,10 @@ func (r *run) batcherFigures(ctx context.Context, url string, s *Summary) error 
 		s.Batches = h
 	}
 	if v, ok := mfs.counterSum(nameHas(metricBatcherIngress)); ok {
-		s.Egress.RuntimeRequestBytes = v
+		s.Egress.BatcherIngressBytes = v
 	}
 	if v, ok := mfs.counterSum(nameHas(metricBatcherEgress)); ok {
-		s.Egress.RuntimeResponseBytes = v
+		s.Egress.BatcherEgressBytes = v
 	}
 	return nil
 }

@@ -32,10 +32,10 @@ type EgressSummary struct {
 	TransactionBytes int64   `json:"transaction_bytes"`
 	ResultBytes      int64   `json:"result_bytes"`
 	Ratio            float64 `json:"ratio"`
-	// The batcher's own count of bytes to and from the runtime, where its
-	// metrics have them.
-	RuntimeRequestBytes  float64 `json:"runtime_request_bytes,omitempty"`
-	RuntimeResponseBytes float64 `json:"runtime_response_bytes,omitempty"`
+	// The batcher's own counts from its metrics: event bodies plus
+	// CloudEvents and content-type headers, in and out.
+	BatcherIngressBytes float64 `json:"batcher_ingress_bytes,omitempty"`
+	BatcherEgressBytes  float64 `json:"batcher_egress_bytes,omitempty"`
 }
 
 // Summary is everything `veil run` reports, also written as JSON with
@@ -166,7 +166,10 @@ func (s Summary) PrintTable(w io.Writer) error {
 	} else {
 		row("batch sizes", "n/a (no batch-size histogram in the batcher's /metrics)")
 	}
-	row("egress ratio", "%.3f (%s of results for %s of transactions)", s.Egress.Ratio, byteSize(s.Egress.ResultBytes), byteSize(s.Egress.TransactionBytes))
+	row("egress ratio", "%.3f (%s of results for %s of transactions, event data)", s.Egress.Ratio, byteSize(s.Egress.ResultBytes), byteSize(s.Egress.TransactionBytes))
+	if s.Egress.BatcherIngressBytes > 0 {
+		row("", "%.3f with CloudEvents headers (the batcher's own byte counters)", s.Egress.BatcherEgressBytes/s.Egress.BatcherIngressBytes)
+	}
 	if len(s.ColdStart) > 0 {
 		parts := make([]string, 0, len(s.ColdStart))
 		for _, p := range s.ColdStart {
