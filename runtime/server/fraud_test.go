@@ -1,13 +1,18 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -163,4 +168,82 @@ func f32bytes(v ...float32) []byte {
 		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
 	}
 	return b
+}
+
+// Many clients at once over every transport share the one session and
+// each gets its own scores.
+func TestConcurrentClients(t *testing.T) {
+	ts := fraudServer(t)
+	cases := fraudtest.Cases()
+	errs := make(chan error, 64)
+	var wg sync.WaitGroup
+	for i := range 48 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := cases[i%len(cases)]
+			in, err := fraudtest.Batch([]fraudtest.Case{c})
+			if err != nil {
+				errs <- err
+				return
+			}
+			req := &oip.InferRequest{ID: strconv.Itoa(i), Inputs: []oip.Tensor{in}}
+			var out *oip.InferResponse
+			switch i % 3 {
+			case 0:
+				body, _, err := oip.EncodeRESTRequest(req, false)
+				if err != nil {
+					errs <- err
+					return
+				}
+				resp, err := http.Post(ts.base+"/v2/models/model/infer", "application/json", bytes.NewReader(body))
+				if err != nil {
+					errs <- err
+					return
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					errs <- err
+					return
+				}
+				out, err = oip.DecodeRESTResponse(b, -1)
+				if err != nil {
+					errs <- fmt.Errorf("status %d: %w", resp.StatusCode, err)
+					return
+				}
+			default:
+				client := ts.grpc
+				if i%3 == 2 {
+					client = ts.h2c
+				}
+				m, err := oip.ToModelInferRequest(req, "model", "", i%2 == 0)
+				if err != nil {
+					errs <- err
+					return
+				}
+				g, err := client.ModelInfer(context.Background(), m)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if out, err = oip.FromModelInferResponse(g); err != nil {
+					errs <- err
+					return
+				}
+			}
+			if out.ID != strconv.Itoa(i) {
+				errs <- fmt.Errorf("request %d got id %q", i, out.ID)
+				return
+			}
+			if s := fraudtest.Scores(out.Outputs[0])[0]; math.Abs(s-c.Score) > fraudtest.Tolerance {
+				errs <- fmt.Errorf("request %d (%s): score %v, want %v", i, c.Name, s, c.Score)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }
