@@ -157,32 +157,31 @@ type runtimeEndpoints struct {
 
 // startRuntime is step 2: cold-start the runtime on the sealed model.
 func (r *run) startRuntime(ctx context.Context, kbsURL string) (runtimeEndpoints, error) {
-	httpPort, err := portOrFree(r.cfg.RuntimeHTTPPort)
-	if err != nil {
-		return runtimeEndpoints{}, err
-	}
-	grpcPort, err := portOrFree(r.cfg.RuntimeGRPCPort)
-	if err != nil {
-		return runtimeEndpoints{}, err
-	}
-	rt := runtimeEndpoints{
-		httpURL:  "http://" + loopback(httpPort),
-		grpcAddr: loopback(grpcPort),
-	}
+	var rt runtimeEndpoints
 	start := time.Now()
-	rt.child, err = r.startChild("veil-runtime", filepath.Join(r.cfg.BinDir, "veil-runtime"), nil,
-		"--model_dir", filepath.Join(r.tmp, "sealed"), "--model_name", r.cfg.ModelName, "--host", "127.0.0.1",
-		"--http_port", strconv.Itoa(httpPort), "--grpc_port", strconv.Itoa(grpcPort),
-		"--resource_id", r.cfg.ResourceID, "--key_source", "kbs", "--kbs_url", kbsURL,
-		"--tee", "sample", "--insecure_allow_sample_tee")
+	fixed := r.cfg.RuntimeHTTPPort != 0 && r.cfg.RuntimeGRPCPort != 0
+	child, err := r.startListening(ctx, "runtime cold start", fixed, func() (*proc, string, error) {
+		httpPort, err := portOrFree(r.cfg.RuntimeHTTPPort)
+		if err != nil {
+			return nil, "", err
+		}
+		grpcPort, err := portOrFree(r.cfg.RuntimeGRPCPort)
+		if err != nil {
+			return nil, "", err
+		}
+		rt.httpURL, rt.grpcAddr = "http://"+loopback(httpPort), loopback(grpcPort)
+		start = time.Now()
+		p, err := r.startChild("veil-runtime", filepath.Join(r.cfg.BinDir, "veil-runtime"), nil,
+			"--model_dir", filepath.Join(r.tmp, "sealed"), "--model_name", r.cfg.ModelName, "--host", "127.0.0.1",
+			"--http_port", strconv.Itoa(httpPort), "--grpc_port", strconv.Itoa(grpcPort),
+			"--resource_id", r.cfg.ResourceID, "--key_source", "kbs", "--kbs_url", kbsURL,
+			"--tee", "sample", "--insecure_allow_sample_tee")
+		return p, rt.httpURL + "/v2/health/ready", err
+	})
 	if err != nil {
 		return rt, err
 	}
-	wctx, cancel := context.WithTimeout(ctx, r.cfg.StartTimeout)
-	defer cancel()
-	if err := r.waitHTTP(wctx, rt.child, rt.httpURL+"/v2/health/ready"); err != nil {
-		return rt, fmt.Errorf("runtime cold start: %w", err)
-	}
+	rt.child = child
 	ready := time.Since(start)
 	r.endpoint("runtime_http", rt.httpURL)
 	r.endpoint("runtime_grpc", rt.grpcAddr)
@@ -205,34 +204,66 @@ func (r *run) startBatcher(ctx context.Context, rt runtimeEndpoints) (url, metri
 		return "", "", err
 	}
 	r.sink.Serve()
-	port, err := portOrFree(r.cfg.BatcherPort)
-	if err != nil {
-		return "", "", err
-	}
 	// oip/client takes http:// for plaintext gRPC too; the protocol flag
 	// picks the transport.
 	runtimeURL := rt.httpURL
 	if r.cfg.Protocol == "grpc-raw" {
 		runtimeURL = "http://" + rt.grpcAddr
 	}
-	b, err := r.startChild("veil-batcher", filepath.Join(r.cfg.BinDir, "veil-batcher"),
-		[]string{"K_SINK=" + r.sink.URL()},
-		"--listen_address", loopback(port), "--runtime", runtimeURL, "--model_name", r.cfg.ModelName, "--protocol", r.cfg.Protocol,
-		"--max_batch_size", strconv.Itoa(r.cfg.MaxBatchSize), "--max_latency", r.cfg.MaxLatency.String())
+	_, err = r.startListening(ctx, "batcher", r.cfg.BatcherPort != 0, func() (*proc, string, error) {
+		port, err := portOrFree(r.cfg.BatcherPort)
+		if err != nil {
+			return nil, "", err
+		}
+		url = "http://" + loopback(port)
+		p, err := r.startChild("veil-batcher", filepath.Join(r.cfg.BinDir, "veil-batcher"),
+			[]string{"K_SINK=" + r.sink.URL()},
+			"--listen_address", loopback(port), "--runtime", runtimeURL, "--model_name", r.cfg.ModelName,
+			"--protocol", r.cfg.Protocol, "--max_batch_size", strconv.Itoa(r.cfg.MaxBatchSize),
+			"--max_latency", r.cfg.MaxLatency.String())
+		return p, url + batcherReadyPath, err
+	})
 	if err != nil {
 		return "", "", err
-	}
-	url = "http://" + loopback(port)
-	wctx, cancel := context.WithTimeout(ctx, r.cfg.StartTimeout)
-	defer cancel()
-	if err := r.waitHTTP(wctx, b, url+batcherReadyPath); err != nil {
-		return "", "", fmt.Errorf("batcher: %w", err)
 	}
 	r.endpoint("batcher", url)
 	r.endpoint("sink", r.sink.URL())
 	r.printf("[3/5] veil-batcher on %s → runtime %s (%s, batches of up to %d rows or %s); results → local sink %s\n",
 		url, runtimeURL, r.cfg.Protocol, r.cfg.MaxBatchSize, r.cfg.MaxLatency, r.sink.URL())
 	return url, url + batcherMetricsPath, nil
+}
+
+// bindAttempts bounds restarts after a lost port race: a port found free
+// can be taken by another process before the child binds it.
+const bindAttempts = 3
+
+// startListening launches a server child (launch picks its ports and
+// returns its readiness URL) and waits until it is ready. A child that
+// exited because its port was taken meanwhile is started again on other
+// ports, unless the ports were fixed by flags.
+func (r *run) startListening(ctx context.Context, what string, fixedPorts bool, launch func() (*proc, string, error)) (*proc, error) {
+	for attempt := 1; ; attempt++ {
+		p, readyURL, err := launch()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, r.cfg.StartTimeout)
+		err = r.waitHTTP(wctx, p, readyURL)
+		cancel()
+		if err == nil {
+			return p, nil
+		}
+		exited, _ := p.exited()
+		if fixedPorts || !exited || attempt == bindAttempts || !lostPortRace(p) {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		slog.Warn("port taken before the child bound it; retrying on other ports", "child", p.spec.name, "attempt", attempt)
+	}
+}
+
+func lostPortRace(p *proc) bool {
+	_, found := p.out.find(func(s string) bool { return strings.Contains(s, "address already in use") })
+	return found
 }
 
 // The batcher's probe and metrics paths.
