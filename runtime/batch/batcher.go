@@ -316,7 +316,7 @@ func (b *Batcher) execute(calls []*call) {
 
 	joined, release := join(&b.pool, live, total)
 	ctx, cancel := leaveTogether(live)
-	outputs, err := b.engine.Infer(ctx, joined)
+	outputs, err := b.safeInfer(ctx, joined)
 	abandoned := ctx.Err() != nil
 	cancel()
 	release()
@@ -352,9 +352,25 @@ func (b *Batcher) runEach(calls []*call) {
 		if c.ctx.Err() != nil {
 			continue
 		}
-		out, err := b.engine.Infer(c.ctx, c.inputs)
+		out, err := b.safeInfer(c.ctx, c.inputs)
 		c.done <- result{outputs: out, err: err}
 	}
+}
+
+// errEnginePanic reports an engine that panicked during a queued run.
+var errEnginePanic = errors.New("inference engine panicked")
+
+// safeInfer runs the engine on one of the batcher's own goroutines, where
+// no server recovery is on the stack: a panic becomes that run's error (and,
+// for a joined run, a re-run of each member) instead of ending the process.
+func (b *Batcher) safeInfer(ctx context.Context, inputs []oip.Tensor) (out []oip.Tensor, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			b.log.Error("inference engine panicked", "panic", fmt.Sprint(p))
+			out, err = nil, fmt.Errorf("%w: %v", errEnginePanic, p)
+		}
+	}()
+	return b.engine.Infer(ctx, inputs)
 }
 
 // leaveTogether gives a joined run a context of its own, cancelled only

@@ -220,6 +220,13 @@ func TestBadRequestDoesNotFailNeighbours(t *testing.T) {
 			fallbacks: 1,
 		},
 		{
+			name:      "panics the engine",
+			bad:       fp32Input([][]float32{{1, 2, 3}, {panicValue, 5, 6}}),
+			joins:     true,
+			wantErr:   errEnginePanic,
+			fallbacks: 1,
+		},
+		{
 			name:    "data does not fit its shape",
 			bad:     []oip.Tensor{{Name: "x", Datatype: oip.FP32, Shape: []int64{2, 3}, Raw: make([]byte, 20)}},
 			wantErr: oip.ErrShape,

@@ -21,8 +21,10 @@
 // an input without a first dimension, inputs disagreeing on the row count,
 // tensors whose data does not fit their shape (the engine then reports the
 // error exactly as it would without batching), and requests with more rows
-// than MaxBatchSize. If a joined run fails, every member still waiting is
-// re-run on its own so that only the faulty request fails. If a joined run's
+// than MaxBatchSize. If a joined run fails (an engine panic included: runs
+// started from the queue have no server recovery above them, so the batcher
+// turns a panic into an error), every member still waiting is re-run on its
+// own so that only the faulty request fails. If a joined run's
 // outputs are not row-aligned (an output whose first dimension is not the
 // total row count), the members are re-run on their own and the batcher stops
 // joining for that model, since its outputs cannot be split.

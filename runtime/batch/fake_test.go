@@ -38,6 +38,9 @@ type fakeRun struct {
 
 var errPoison = errors.New("NaN in input row")
 
+// panicValue in an input row makes the fake engine panic.
+const panicValue = -12345
+
 func (e *fakeEngine) Infer(ctx context.Context, inputs []oip.Tensor) ([]oip.Tensor, error) {
 	rows := int64(-1)
 	if len(inputs) > 0 && len(inputs[0].Shape) > 0 {
@@ -94,6 +97,9 @@ func (e *fakeEngine) compute(inputs []oip.Tensor) ([]oip.Tensor, error) {
 			for _, v := range row {
 				if math.IsNaN(float64(v)) {
 					return nil, errPoison
+				}
+				if v == panicValue {
+					panic("fake engine: panic value in input")
 				}
 				sum += v
 			}
