@@ -16,7 +16,6 @@ import (
 	"math"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -55,36 +54,20 @@ type resultLine struct {
 // veilRun is one `veil run` child with its own TMPDIR and an environment
 // marker by which any process it left behind can be found.
 type veilRun struct {
-	cmd    *exec.Cmd
-	out    *bytes.Buffer
+	*e2e.Process
 	tmp    string
 	marker string
 }
 
 func startVeilRun(t *testing.T, args ...string) *veilRun {
 	t.Helper()
-	bin := e2e.BinDir(t)
 	tmp := filepath.Join(t.TempDir(), "tmp")
 	require.NoError(t, os.Mkdir(tmp, 0o700))
 	var nonce [8]byte
 	_, _ = rand.Read(nonce[:])
 	marker := "VEIL_E2E_MARKER=" + hex.EncodeToString(nonce[:])
-	cmd := exec.Command(filepath.Join(bin, "veil"), append([]string{"run"}, args...)...)
-	cmd.Env = append(os.Environ(), "TMPDIR="+tmp, marker)
-	out := &bytes.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	require.NoError(t, cmd.Start())
-	v := &veilRun{cmd: cmd, out: out, tmp: tmp, marker: marker}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-		if t.Failed() {
-			t.Logf("---- veil run output ----\n%s", out.String())
-		}
-	})
-	return v
+	p := e2e.Start(t, "veil", []string{"TMPDIR=" + tmp, marker}, append([]string{"run"}, args...)...)
+	return &veilRun{Process: p, tmp: tmp, marker: marker}
 }
 
 // leftovers lists processes still carrying the run's environment marker
@@ -133,15 +116,10 @@ func TestVeilRunEndToEnd(t *testing.T) {
 	v := startVeilRun(t, "--count", strconv.Itoa(e2eCount), "--seed", strconv.Itoa(e2eSeed),
 		"--fraud_rate", strconv.FormatFloat(e2eFraudRate, 'g', -1, 64), "--senders", "32",
 		"--summary_json", summaryPath, "--results_jsonl", resultsPath, "--report", reportPath)
-	done := make(chan error, 1)
-	go func() { done <- v.cmd.Wait() }()
-	select {
-	case err := <-done:
-		require.NoError(t, err, "veil run failed")
-	case <-time.After(5 * time.Minute):
-		t.Fatal("veil run did not finish in 5 minutes")
-	}
-	output := v.out.String()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	require.NoError(t, v.Wait(ctx), "veil run failed")
+	output := v.Output()
 	v.assertNothingLeft(t)
 
 	var sum pipeline.Summary
@@ -278,22 +256,21 @@ func TestVeilRunEndToEnd(t *testing.T) {
 func TestVeilRunCtrlC(t *testing.T) {
 	v := startVeilRun(t, "--count", "1000000", "--rate", "500", "--report", "")
 	deadline := time.Now().Add(3 * time.Minute)
-	for !strings.Contains(v.out.String(), "[4/5]") {
+	for !strings.Contains(v.Output(), "[4/5]") {
 		require.True(t, time.Now().Before(deadline), "never reached the sending step")
-		require.Nil(t, v.cmd.ProcessState, "veil run ended early")
+		exited, err := v.Exited()
+		require.False(t, exited, "veil run ended early: %v", err)
 		time.Sleep(50 * time.Millisecond)
 	}
 	require.NotEmpty(t, v.leftovers(t), "children are running mid-run")
-	require.NoError(t, v.cmd.Process.Signal(syscall.SIGINT))
-	done := make(chan error, 1)
-	go func() { done <- v.cmd.Wait() }()
-	select {
-	case err := <-done:
-		require.Error(t, err, "an interrupted run exits non-zero")
-	case <-time.After(time.Minute):
-		t.Fatal("veil run did not stop within a minute of Ctrl-C")
-	}
-	assert.Contains(t, v.out.String(), "interrupted")
+	// What a terminal's Ctrl-C sends.
+	require.NoError(t, syscall.Kill(v.Pid(), syscall.SIGINT))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := v.Wait(ctx)
+	require.NotErrorIs(t, err, context.DeadlineExceeded, "veil run did not stop within a minute of Ctrl-C")
+	require.Error(t, err, "an interrupted run exits non-zero")
+	assert.Contains(t, v.Output(), "interrupted")
 	v.assertNothingLeft(t)
 }
 
