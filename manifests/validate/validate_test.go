@@ -22,7 +22,7 @@ const manifestsRoot = ".."
 
 // expected lists, per kustomization directory (relative to manifests/),
 // the objects it must render as Kind/namespace/name. A new kustomization
-// without an entry here fails TestRenderAndValidate.
+// without an entry here fails TestValidator.
 var expected = map[string][]string{
 	"base":                                  {"InferenceService//fraud", "ServingRuntime//veil"},
 	"overlays/standard":                     {"InferenceService/veil/fraud", "ServingRuntime/veil/veil"},
@@ -115,8 +115,16 @@ func get(o any, path ...any) any {
 	return o
 }
 
-func TestRenderAndValidate(t *testing.T) {
+// TestValidator shares one Validator (loading the 2 MB InferenceService
+// CRD is the slow part) between its subtests.
+func TestValidator(t *testing.T) {
 	v := newValidator(t)
+	t.Run("RenderAndValidate", func(t *testing.T) { testRenderAndValidate(t, v) })
+	t.Run("BrokenFixturesFail", func(t *testing.T) { testBrokenFixturesFail(t, v) })
+	t.Run("BrokenOverlayFails", func(t *testing.T) { testBrokenOverlayFails(t, v) })
+}
+
+func testRenderAndValidate(t *testing.T, v *Validator) {
 	dirs := kustomizations(t)
 	want := make([]string, 0, len(expected))
 	for d := range expected {
@@ -141,8 +149,7 @@ func TestRenderAndValidate(t *testing.T) {
 
 // Each fixture starts with "# want: <text>"; validating it must fail with
 // an error containing that text.
-func TestBrokenFixturesFail(t *testing.T) {
-	v := newValidator(t)
+func testBrokenFixturesFail(t *testing.T, v *Validator) {
 	files, err := filepath.Glob("testdata/broken/*.yaml")
 	require.NoError(t, err)
 	require.NotEmpty(t, files)
@@ -165,8 +172,7 @@ func TestBrokenFixturesFail(t *testing.T) {
 	}
 }
 
-func TestBrokenOverlayFails(t *testing.T) {
-	v := newValidator(t)
+func testBrokenOverlayFails(t *testing.T, v *Validator) {
 	objs, err := Render(nil, "testdata/broken-overlay")
 	require.NoError(t, err)
 	isvc := find(t, objs, "InferenceService")
