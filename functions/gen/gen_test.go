@@ -295,3 +295,17 @@ func TestParseReply(t *testing.T) {
 		})
 	}
 }
+
+func FuzzParseReply(f *testing.F) {
+	f.Add("application/cloudevents-batch+json", []byte(`[{"specversion":"1.0","id":"r","source":"s","type":"`+ResultEventType+`","data":{"score":0.5}}]`))
+	f.Add("application/cloudevents+json", []byte(`{"specversion":"1.0","id":"r","source":"s","type":"`+RejectedEventType+`","data":{"index":1}}`))
+	f.Add("application/json", []byte(`{"score":1}`))
+	f.Add("", []byte(`[`))
+	f.Fuzz(func(t *testing.T, contentType string, body []byte) {
+		h := http.Header{"Content-Type": {contentType}, "Ce-Specversion": {"1.0"}, "Ce-Id": {"x"}, "Ce-Source": {"s"}, "Ce-Type": {ResultEventType}}
+		res, rej, err := ParseReply(h, body)
+		if err != nil && (len(res) > 0 || len(rej) > 0) {
+			t.Fatalf("results returned with an error: %v", err)
+		}
+	})
+}

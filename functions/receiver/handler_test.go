@@ -195,6 +195,7 @@ func TestSingleModes(t *testing.T) {
 			assert.Equal(t, "urn:veil:test", ev.Source())
 			if structured {
 				assert.Equal(t, contentTypeStructured, resp.Header.Get("Content-Type"))
+				assert.Contains(t, string(body), `"data":{`, "JSON data stays JSON, not data_base64")
 			} else {
 				assert.NotEmpty(t, resp.Header.Get("Ce-Id"))
 			}

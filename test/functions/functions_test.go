@@ -54,18 +54,24 @@ func (s *stack) startRuntime() {
 func newStack(t *testing.T) *stack {
 	s := &stack{t: t, rtHTTP: e2e.FreePort(t), rtGRPC: e2e.FreePort(t)}
 	s.startRuntime()
-	bport := e2e.FreePort(t)
-	b := e2e.Start(t, "veil-batcher", nil,
-		"--runtime", fmt.Sprintf("http://127.0.0.1:%d", s.rtGRPC), "--protocol", "grpc-raw",
-		"--listen_address", fmt.Sprintf("127.0.0.1:%d", bport),
-		"--max_batch_size", "64", "--max_latency", "5ms", "--request_timeout", "2s")
-	s.batcherURL = fmt.Sprintf("http://127.0.0.1:%d", bport)
-	e2e.WaitHTTP(t, b, s.batcherURL+"/health/readiness", 30*time.Second)
+	s.batcherURL = s.startBatcher("grpc-raw", s.rtGRPC)
 	c, err := client.New(client.Config{URL: fmt.Sprintf("http://127.0.0.1:%d", s.rtHTTP), Protocol: client.RESTJSON, Timeout: 30 * time.Second})
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	s.direct = c
 	return s
+}
+
+// startBatcher runs a veil-batcher against the runtime port over protocol.
+func (s *stack) startBatcher(protocol string, port int) string {
+	bport := e2e.FreePort(s.t)
+	b := e2e.Start(s.t, "veil-batcher", nil,
+		"--runtime", fmt.Sprintf("http://127.0.0.1:%d", port), "--protocol", protocol,
+		"--listen_address", fmt.Sprintf("127.0.0.1:%d", bport),
+		"--max_batch_size", "64", "--max_latency", "5ms", "--request_timeout", "2s")
+	url := fmt.Sprintf("http://127.0.0.1:%d", bport)
+	e2e.WaitHTTP(s.t, b, url+"/health/readiness", 30*time.Second)
+	return url
 }
 
 // scalerFile is the shipped scaler.json, read independently of the
@@ -78,7 +84,7 @@ type scalerFile struct {
 
 // directScores scores the rows of seed at the runtime, one REST JSON
 // request per 1000 rows, and returns transaction id -> score.
-func (s *stack) directScores(seed uint64) map[string]float32 {
+func (s *stack) directScores(seed uint64, count int) map[string]float32 {
 	t := s.t
 	var sc scalerFile
 	require.NoError(t, json.Unmarshal(models.FraudScalerJSON, &sc))
@@ -144,9 +150,9 @@ func (s *stack) metrics() map[string]float64 {
 	return m
 }
 
-// gen runs the veil gen binary to completion (or returns it running).
-func (s *stack) gen(replies string, args ...string) *e2e.Process {
-	base := []string{"gen", "--url", s.batcherURL + "/", "--count", strconv.Itoa(count), "--replies", replies, "--quiet"}
+// gen starts the veil gen binary against url.
+func (s *stack) gen(url string, count int, replies string, args ...string) *e2e.Process {
+	base := []string{"gen", "--url", url + "/", "--count", strconv.Itoa(count), "--replies", replies, "--quiet"}
 	return e2e.Start(s.t, "veil", nil, append(base, args...)...)
 }
 
@@ -169,6 +175,7 @@ type reply struct {
 // checkReplies asserts exactly count distinct results, each equal to the
 // direct score, identical across duplicates.
 func checkReplies(t *testing.T, path string, want map[string]float32) (total int) {
+	count := len(want)
 	t.Helper()
 	f, err := os.Open(path)
 	require.NoError(t, err)
@@ -208,9 +215,9 @@ func TestFunctionsEndToEnd(t *testing.T) {
 
 	t.Run("10k binary", func(t *testing.T) {
 		before := s.metrics()
-		want := s.directScores(11)
+		want := s.directScores(11, count)
 		out := filepath.Join(dir, "binary.jsonl")
-		wait(t, s.gen(out, "--seed", "11", "--mode", "binary", "--concurrency", "32"), 2*time.Minute)
+		wait(t, s.gen(s.batcherURL, count, out, "--seed", "11", "--mode", "binary", "--concurrency", "32"), 2*time.Minute)
 		checkReplies(t, out, want)
 		after := s.metrics()
 		assert.Equal(t, float64(count), after["veil_batcher_rows_scored_total"]-before["veil_batcher_rows_scored_total"])
@@ -230,9 +237,9 @@ func TestFunctionsEndToEnd(t *testing.T) {
 
 	t.Run("10k batched with redeliveries", func(t *testing.T) {
 		before := s.metrics()
-		want := s.directScores(12)
+		want := s.directScores(12, count)
 		out := filepath.Join(dir, "batched.jsonl")
-		wait(t, s.gen(out, "--seed", "12", "--mode", "batched", "--batch_events", "50", "--redeliver", "0.3"), 2*time.Minute)
+		wait(t, s.gen(s.batcherURL, count, out, "--seed", "12", "--mode", "batched", "--batch_events", "50", "--redeliver", "0.3"), 2*time.Minute)
 		total := checkReplies(t, out, want)
 		assert.Greater(t, total, count, "some results were delivered twice")
 		after := s.metrics()
@@ -246,11 +253,19 @@ func TestFunctionsEndToEnd(t *testing.T) {
 		fmt.Println(msg)
 	})
 
+	t.Run("rest-binary transport", func(t *testing.T) {
+		url := s.startBatcher("rest-binary", s.rtHTTP)
+		want := s.directScores(14, 2000)
+		out := filepath.Join(dir, "rest.jsonl")
+		wait(t, s.gen(url, 2000, out, "--seed", "14", "--mode", "batched", "--batch_events", "20"), 2*time.Minute)
+		checkReplies(t, out, want)
+	})
+
 	t.Run("runtime killed mid-stream", func(t *testing.T) {
 		before := s.metrics()
-		want := s.directScores(13)
+		want := s.directScores(13, count)
 		out := filepath.Join(dir, "killed.jsonl")
-		g := s.gen(out, "--seed", "13", "--mode", "binary", "--rate", "4000", "--retries", "40")
+		g := s.gen(s.batcherURL, count, out, "--seed", "13", "--mode", "binary", "--rate", "4000", "--retries", "40")
 		require.Eventually(t, func() bool {
 			return s.metrics()["veil_batcher_rows_scored_total"]-before["veil_batcher_rows_scored_total"] >= 2000
 		}, time.Minute, 20*time.Millisecond, "stream never started")
