@@ -27,12 +27,11 @@ import (
 
 // Result is a finished run: the summary and the raw material behind it.
 type Result struct {
-	Summary  Summary
-	Sent     []Sent
-	First    map[string]Arrival // first result per transaction id
-	Outcome  Outcome
-	TempDir  string // removed by the time Run returns
-	ChildPID []int  // every child started, all stopped by the time Run returns
+	Summary Summary
+	Sent    []Sent
+	First   map[string]Arrival // first result per transaction id
+	Outcome Outcome
+	TempDir string // removed by the time Run returns
 }
 
 // run is one pipeline run's state.
@@ -54,12 +53,11 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	}
 	r := &run{cfg: cfg, out: cfg.Stdout, http: &http.Client{Timeout: 5 * time.Second}, result: &Result{}}
 	defer func() {
-		if cerr := r.cleanup(); cerr != nil {
-			err = errors.Join(err, cerr)
-		}
-		if err != nil && errors.Is(ctx.Err(), context.Canceled) {
+		cerr := r.cleanup()
+		if cerr == nil && err != nil && errors.Is(ctx.Err(), context.Canceled) {
 			fmt.Fprintln(r.out, "interrupted: every process stopped, temp files removed")
 		}
+		err = errors.Join(err, cerr)
 	}()
 	if err := r.steps(ctx); err != nil {
 		return nil, err
@@ -70,6 +68,11 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 func (r *run) printf(format string, args ...any) { fmt.Fprintf(r.out, format, args...) }
 
 func (r *run) steps(ctx context.Context) error {
+	for _, name := range []string{"veil", "veil-runtime", "veil-batcher"} {
+		if _, err := os.Stat(filepath.Join(r.cfg.BinDir, name)); err != nil {
+			return fmt.Errorf("%s not found in %s (run `make build`, or pass --bin_dir): %w", name, r.cfg.BinDir, err)
+		}
+	}
 	r.printf("veil run: DEVELOPMENT ONLY. The key is released to the `sample` TEE, which proves nothing\n" +
 		"(--insecure_allow_sample_tee). Production attests with Intel TDX evidence.\n\n")
 	tmp, err := os.MkdirTemp("", "veil-run-*")
@@ -476,7 +479,6 @@ func (r *run) startChild(name, path string, env []string, args ...string) (*proc
 		return nil, err
 	}
 	r.procs = append(r.procs, p)
-	r.result.ChildPID = append(r.result.ChildPID, p.cmd.Process.Pid)
 	return p, nil
 }
 

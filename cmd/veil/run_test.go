@@ -52,6 +52,8 @@ func TestRunPipelineRejectsBadFlags(t *testing.T) {
 		{[]string{"--count", "0"}, "count 0"},
 		{[]string{"--protocol", "carrier-pigeon"}, "protocol"},
 		{[]string{"extra"}, "unexpected arguments"},
+		{[]string{"--count", "1"}, "not found"}, // an empty --bin_dir
+
 	}
 	for _, tt := range tests {
 		var out, errb bytes.Buffer
