@@ -5,10 +5,12 @@
 // to stdout and into docs/performance.md.
 //
 // veil-runtime runs as the real binary from $VEIL_BIN_DIR on loopback, as
-// it ships: its flags, its onnxruntime settings and its own process, so the
-// load generator's CPU use and garbage never mix with the server's in a
-// profile. The numbers include the client's encoding work on the same
-// machine; the report says so.
+// it ships: its flags, its onnxruntime settings and its own process, whose
+// CPU time is metered apart from the load generator's (the per-core column
+// and the capacity model rest on it). Latency and rows/s include the
+// client's encoding work on the same machine; the report says so. With
+// -cpuprofile the server runs in this process instead, so that one profile
+// shows its hot paths.
 package main
 
 import (
