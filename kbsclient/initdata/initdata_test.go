@@ -30,6 +30,7 @@ func TestBuildRoundTrip(t *testing.T) {
 		{"image policy", Config{KBSURL: "http://10.0.0.4:8080", ImagePolicyURI: "kbs:///default/image-policy/policy"}, SHA256},
 		{"custom policy sha384", Config{KBSURL: "https://kbs.example.com", AgentPolicy: "package agent_policy\ndefault ExecProcessRequest := false\n", Algorithm: SHA384}, SHA384},
 		{"sha512", Config{KBSURL: "https://kbs.example.com", Algorithm: SHA512}, SHA512},
+		{"policy with quotes and backslashes", Config{KBSURL: "https://kbs.example.com", AgentPolicy: "package agent_policy\n# ''' and \"\"\" inside\nallowed := regex.match(`^/bin/\\w+$`, \"x\")\n"}, SHA256},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
