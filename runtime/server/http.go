@@ -13,6 +13,8 @@ import (
 func (s *Server) newHTTPServer() *http.Server {
 	rest := s.instrument(s.restHandler())
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.httpInFlight.Add(1)
+		defer s.httpInFlight.Add(-1)
 		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
 			s.grpcSrv.ServeHTTP(w, r)
 			return

@@ -61,8 +61,10 @@ type Server struct {
 
 	model    atomic.Pointer[served]
 	draining atomic.Bool
-	loadErr  atomic.Pointer[error]
-	loaded   chan struct{}
+	// httpInFlight counts requests on the HTTP port (REST and h2c gRPC).
+	httpInFlight atomic.Int64
+	loadErr      atomic.Pointer[error]
+	loaded       chan struct{}
 
 	done    chan struct{}
 	waitErr error
@@ -217,7 +219,7 @@ func (s *Server) shutdown() error {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		httpErr = s.httpSrv.Shutdown(ctx)
+		httpErr = s.drainHTTP(ctx)
 	}()
 	go func() {
 		defer wg.Done()
@@ -254,6 +256,33 @@ func (s *Server) shutdown() error {
 	}
 	s.log.Info("shut down")
 	return errors.Join(errs...)
+}
+
+// drainHTTP shuts the HTTP server down gracefully. Shutdown waits for
+// every connection to go idle, but an HTTP/2 client (gRPC on the HTTP
+// port) may keep its connection open after the GOAWAY; so once no request
+// has been in flight for a moment, whatever is left is closed.
+func (s *Server) drainHTTP(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- s.httpSrv.Shutdown(ctx) }()
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	quiet := 0
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-tick.C:
+			if s.httpInFlight.Load() != 0 {
+				quiet = 0
+				continue
+			}
+			if quiet++; quiet >= 4 {
+				_ = s.httpSrv.Close()
+				return ignoreClosed(<-done)
+			}
+		}
+	}
 }
 
 // closeEngine stops a wrapping engine (a batcher's Close may or may not
