@@ -88,13 +88,13 @@ func sendAll(ctx context.Context, cfg LoadConfig, txs []Transaction) ([]Sent, er
 				if err := limiter.Wait(ctx); err != nil {
 					return // cancelled; reported below
 				}
-				at, err := sendOne(ctx, c, cfg, txs[i])
+				at, attempts, err := sendOne(ctx, c, cfg, txs[i])
 				if err != nil {
 					errs <- fmt.Errorf("transaction %d (%s): %w", i, txs[i].ID, err)
 					cancel()
 					return
 				}
-				sent[i] = Sent{ID: txs[i].ID, Fraud: txs[i].Fraud, At: at, Bytes: len(txs[i].Data)}
+				sent[i] = Sent{ID: txs[i].ID, Fraud: txs[i].Fraud, At: at, Bytes: len(txs[i].Data), Attempts: attempts}
 				cfg.Progress.Add(1)
 			}
 		}()
@@ -113,14 +113,15 @@ func sendAll(ctx context.Context, cfg LoadConfig, txs []Transaction) ([]Sent, er
 }
 
 // sendOne delivers one event, retrying what a retry can fix, and returns
-// when the first attempt started: the latency clock runs across retries.
-func sendOne(ctx context.Context, c cloudevents.Client, cfg LoadConfig, tx Transaction) (time.Time, error) {
+// when the first attempt started (the latency clock runs across retries)
+// and how many attempts it took.
+func sendOne(ctx context.Context, c cloudevents.Client, cfg LoadConfig, tx Transaction) (time.Time, int, error) {
 	e := cloudevents.NewEvent()
 	e.SetID(tx.ID)
 	e.SetSource(cfg.Source)
 	e.SetType(TransactionEventType)
 	if err := e.SetData(cloudevents.ApplicationJSON, tx.Data); err != nil {
-		return time.Time{}, fmt.Errorf("event data: %w", err)
+		return time.Time{}, 0, fmt.Errorf("event data: %w", err)
 	}
 	start := time.Now()
 	backoff := cfg.Backoff
@@ -128,20 +129,20 @@ func sendOne(ctx context.Context, c cloudevents.Client, cfg LoadConfig, tx Trans
 	for attempt := 1; attempt <= cfg.MaxAttempts; attempt++ {
 		res := c.Send(ctx, e)
 		if cloudevents.IsACK(res) {
-			return start, nil
+			return start, attempt, nil
 		}
 		last = res
 		if !retryable(res) {
-			return start, fmt.Errorf("rejected: %w", res)
+			return start, attempt, fmt.Errorf("rejected: %w", res)
 		}
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
-			return start, ctx.Err()
+			return start, attempt, ctx.Err()
 		}
 		backoff = min(2*backoff, 2*time.Second)
 	}
-	return start, fmt.Errorf("undelivered after %d attempts: %w", cfg.MaxAttempts, last)
+	return start, cfg.MaxAttempts, fmt.Errorf("undelivered after %d attempts: %w", cfg.MaxAttempts, last)
 }
 
 // retryable: the batcher's 429 (queue full) and 5xx (runtime unreachable or

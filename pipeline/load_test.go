@@ -111,6 +111,7 @@ func TestSendAll(t *testing.T) {
 				assert.Equal(t, len(txs[i].Data), s.Bytes)
 				assert.False(t, s.At.Before(before))
 				assert.Equal(t, string(txs[i].Data), fb.body(s.ID), "data sent as is")
+				assert.Equal(t, fb.tries(s.ID), s.Attempts, "attempts of %s", s.ID)
 			}
 		})
 	}

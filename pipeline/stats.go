@@ -13,6 +13,8 @@ type Sent struct {
 	Fraud bool // the generator's ground-truth label
 	At    time.Time
 	Bytes int // data bytes of the transaction event
+	// Attempts it took to deliver (more than 1 after 429/5xx answers).
+	Attempts int
 }
 
 // Percentile is the nearest-rank percentile p (0 < p ≤ 100) of sorted
@@ -86,6 +88,7 @@ type Outcome struct {
 	Missing    int // sent, no result
 	Unexpected int // results for ids that were never sent
 	Duplicates int
+	Retries    int // extra delivery attempts after 429/5xx answers
 	Flagged    int
 	TrueFraud  int // among sent
 	Confusion  Confusion
@@ -107,6 +110,7 @@ func Join(sent []Sent, first map[string]Arrival, duplicates int) Outcome {
 	for _, s := range sent {
 		known[s.ID] = struct{}{}
 		o.TransactionBytes += int64(s.Bytes)
+		o.Retries += max(s.Attempts-1, 0)
 		if s.Fraud {
 			o.TrueFraud++
 		}

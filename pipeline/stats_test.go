@@ -73,8 +73,8 @@ func TestConfusion(t *testing.T) {
 func TestJoin(t *testing.T) {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	sent := []Sent{
-		{ID: "a", Fraud: true, At: t0, Bytes: 100},
-		{ID: "b", Fraud: false, At: t0.Add(ms(10)), Bytes: 110},
+		{ID: "a", Fraud: true, At: t0, Bytes: 100, Attempts: 1},
+		{ID: "b", Fraud: false, At: t0.Add(ms(10)), Bytes: 110, Attempts: 3},
 		{ID: "c", Fraud: true, At: t0.Add(ms(20)), Bytes: 120},
 		{ID: "d", Fraud: false, At: t0.Add(ms(30)), Bytes: 130},
 	}
@@ -91,6 +91,7 @@ func TestJoin(t *testing.T) {
 	assert.Equal(t, 1, o.Missing)
 	assert.Equal(t, 1, o.Unexpected)
 	assert.Equal(t, 3, o.Duplicates)
+	assert.Equal(t, 2, o.Retries, "b took two extra attempts")
 	assert.Equal(t, 2, o.Flagged)
 	assert.Equal(t, 2, o.TrueFraud)
 	assert.Equal(t, Confusion{TP: 1, FP: 1, FN: 1}, o.Confusion)

@@ -47,6 +47,7 @@ type Summary struct {
 	Scored     int `json:"transactions_scored"`
 	Missing    int `json:"missing"`
 	Duplicates int `json:"duplicate_results"`
+	Retries    int `json:"send_retries"`
 	Unexpected int `json:"unexpected_results"`
 
 	Flagged   int       `json:"flagged_fraud"`
@@ -98,7 +99,7 @@ func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisec
 func summarize(o Outcome, resultBytes int64) Summary {
 	s := Summary{
 		Sent: o.Sent, Scored: o.Scored, Missing: o.Missing,
-		Duplicates: o.Duplicates, Unexpected: o.Unexpected,
+		Duplicates: o.Duplicates, Unexpected: o.Unexpected, Retries: o.Retries,
 		Flagged: o.Flagged, TrueFraud: o.TrueFraud, Confusion: o.Confusion,
 		Precision:  optional(o.Confusion.Precision()),
 		Recall:     optional(o.Confusion.Recall()),
@@ -155,7 +156,7 @@ func (s Summary) PrintTable(w io.Writer) error {
 		fmt.Fprintf(tw, "  %s\t"+format+"\n", append([]any{k}, args...)...)
 	}
 	fmt.Fprintln(tw, "Summary")
-	row("transactions sent", "%d", s.Sent)
+	row("transactions sent", "%d (%d redeliveries after 429/5xx answers)", s.Sent, s.Retries)
 	row("transactions scored", "%d (missing %d, duplicate results %d)", s.Scored, s.Missing, s.Duplicates)
 	row("flagged as fraud", "%d (true fraud %d; TP %d, FP %d, FN %d)", s.Flagged, s.TrueFraud, s.Confusion.TP, s.Confusion.FP, s.Confusion.FN)
 	row("precision / recall", "%s / %s (accuracy %s, vs generator ground truth)", pct(s.Precision), pct(s.Recall), pct(s.Accuracy))
@@ -167,7 +168,9 @@ func (s Summary) PrintTable(w io.Writer) error {
 		row("batch sizes", "n/a (no batch-size histogram in the batcher's /metrics)")
 	}
 	row("egress ratio", "%.3f (%s of results for %s of transactions, event data)", s.Egress.Ratio, byteSize(s.Egress.ResultBytes), byteSize(s.Egress.TransactionBytes))
-	if s.Egress.BatcherIngressBytes > 0 {
+	// The batcher counts replies, not K_SINK sends, as egress: only a
+	// non-zero count says anything.
+	if s.Egress.BatcherIngressBytes > 0 && s.Egress.BatcherEgressBytes > 0 {
 		row("", "%.3f with CloudEvents headers (the batcher's own byte counters)", s.Egress.BatcherEgressBytes/s.Egress.BatcherIngressBytes)
 	}
 	if len(s.ColdStart) > 0 {

@@ -74,7 +74,7 @@ func TestSummarizeUndefinedRatios(t *testing.T) {
 func TestPrintTable(t *testing.T) {
 	p, r := 0.5, 0.25
 	s := Summary{
-		Sent: 10, Scored: 9, Missing: 1, Flagged: 2, TrueFraud: 4, Precision: &p, Recall: &r,
+		Sent: 10, Retries: 4, Scored: 9, Missing: 1, Flagged: 2, TrueFraud: 4, Precision: &p, Recall: &r,
 		Confusion:  Confusion{TP: 1, FP: 1, FN: 3, TN: 4},
 		Throughput: 123.4, DurationSeconds: 0.08,
 		Latency:    LatencySummary{P50Ms: 1.5, P99Ms: 9.25, MaxMs: 10},
@@ -88,6 +88,7 @@ func TestPrintTable(t *testing.T) {
 	require.NoError(t, s.PrintTable(&b))
 	out := b.String()
 	for _, want := range []string{
+		"transactions sent    10 (4 redeliveries",
 		"transactions scored  9 (missing 1",
 		"50.0 % / 25.0 %",
 		"123 transactions/s",
