@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,16 +26,7 @@ import (
 // batcher from many goroutines with mixed row counts and checks every
 // caller's scores against the same model run on that caller's rows alone.
 func TestFraudModelJoinedEqualsAlone(t *testing.T) {
-	lib, err := onnx.FindLibrary("")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("onnxruntime is part of CI: %v", err)
-		}
-		t.Skipf("onnxruntime not available (run `make ort`): %v", err)
-	}
-	env, err := onnx.NewEnv(lib)
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, env.Close()) })
+	env := fraudEnv(t)
 	model, err := env.NewModel(models.FraudONNX, onnx.Options{IntraOpThreads: 1})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, model.Close()) })
@@ -94,14 +86,47 @@ func TestFraudModelJoinedEqualsAlone(t *testing.T) {
 	assert.Greater(t, calls().GetSampleSum(), float64(calls().GetSampleCount()), "some runs joined several requests")
 }
 
+// sharedEnv is the test process's one onnxruntime environment (onnxruntime_go
+// allows one at a time), made by the first test that needs it.
+var sharedEnv struct {
+	once sync.Once
+	env  *onnx.Env
+	err  error
+}
+
+// fraudEnv returns the shared environment, or skips when onnxruntime is not
+// installed outside CI.
+func fraudEnv(t *testing.T) *onnx.Env {
+	t.Helper()
+	sharedEnv.once.Do(func() {
+		lib, err := onnx.FindLibrary("")
+		if err != nil {
+			sharedEnv.err = err
+			return
+		}
+		sharedEnv.env, sharedEnv.err = onnx.NewEnv(lib)
+	})
+	if sharedEnv.err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("onnxruntime is part of CI: %v", sharedEnv.err)
+		}
+		t.Skipf("onnxruntime not available (run `make ort`): %v", sharedEnv.err)
+	}
+	return sharedEnv.env
+}
+
 // holdFirst holds the first run until hold is closed.
 type holdFirst struct {
 	Engine
 	once sync.Once
+	in   atomic.Bool
 	hold chan struct{}
 }
 
 func (h *holdFirst) Infer(ctx context.Context, inputs []oip.Tensor) ([]oip.Tensor, error) {
-	h.once.Do(func() { <-h.hold })
+	h.once.Do(func() { h.in.Store(true); <-h.hold })
 	return h.Engine.Infer(ctx, inputs)
 }
+
+// entered reports whether the first run is being held.
+func (h *holdFirst) entered() bool { return h.in.Load() }
