@@ -261,7 +261,7 @@ func (h *Handler) handle(ctx context.Context, ev *event.Event, mode string) (*ev
 	if err := out[0].Err; err != nil {
 		status, reason := classify(err)
 		h.drop(reason, 1)
-		h.log.Warn("transaction not scored", "reason", reason, "status", status, "error", err)
+		h.log.Debug("transaction not scored", "reason", reason, "status", status, "error", err)
 		return nil, status, "not scored, retry later: " + reason
 	}
 	res := h.resultEvent(p.source, p.id, out[0].Scored)
@@ -360,7 +360,7 @@ func (h *Handler) serveBatch(ctx context.Context, w *countingWriter, body []byte
 		if queueFull < failed && status == http.StatusTooManyRequests {
 			status = http.StatusServiceUnavailable
 		}
-		h.log.Warn("batch not fully scored", "failed", failed, "events", len(items), "reason", reason, "status", status, "error", firstErr)
+		h.log.Debug("batch not fully scored", "failed", failed, "events", len(items), "reason", reason, "status", status, "error", firstErr)
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, fmt.Sprintf("%d of %d transactions not scored (%s); redeliver the batch, scored ones are kept", failed, len(reqs), reason), status)
 		return
