@@ -53,7 +53,7 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.StringVar(&cfg.ReportPath, "report", cfg.ReportPath, "HTML report path (empty: no report)")
 	fs.StringVar(&cfg.SummaryJSON, "summary_json", "", "also write the summary as JSON to this file")
 	fs.StringVar(&cfg.ResultsPath, "results_jsonl", "", "also write one JSON line per transaction (id, ground truth, score, latency; no features)")
-	fs.StringVar(&cfg.BinDir, "bin_dir", "", "directory of veil-runtime and veil-batcher (default: beside this executable)")
+	fs.StringVar(&cfg.BinDir, "bin_dir", "", "directory of veil, veil-runtime and veil-batcher (default: beside this executable)")
 	fs.BoolVar(&cfg.Verbose, "verbose", false, "show the child processes' logs on stderr")
 	if err := envDefaults(fs, os.LookupEnv); err != nil {
 		return err
