@@ -51,7 +51,7 @@ func sumModel(req *oip.InferRequest) (*oip.InferResponse, error) {
 var sumMeta = oip.ModelMetadata{Name: "sum", Versions: []string{"3"}, Platform: "test",
 	Inputs: []oip.TensorMetadata{{Name: "x", Datatype: "FP32", Shape: []int64{-1, -1}}}, Outputs: []oip.TensorMetadata{{Name: "y", Datatype: "FP32", Shape: []int64{-1, 1}}}}
 
-func restServer(t *testing.T) *httptest.Server {
+func restServer(t testing.TB) *httptest.Server {
 	writeErr := func(w http.ResponseWriter, code int, msg string) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)
@@ -157,7 +157,7 @@ func (grpcFake) ModelInfer(_ context.Context, m *pb.ModelInferRequest) (*pb.Mode
 	return oip.ToModelInferResponse(resp, len(m.RawInputContents) > 0)
 }
 
-func grpcServer(t *testing.T) string {
+func grpcServer(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	s := grpc.NewServer()
