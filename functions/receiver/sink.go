@@ -2,8 +2,10 @@ package receiver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/cloudevents/sdk-go/v2/client"
@@ -36,12 +38,33 @@ func NewHTTPSink(url string, hc *http.Client) (*HTTPSink, error) {
 	return &HTTPSink{client: c}, nil
 }
 
-// Send delivers the events in order and stops at the first failure.
+// sinkParallelism bounds concurrent POSTs for one batch of results.
+const sinkParallelism = 8
+
+// Send delivers the events, up to sinkParallelism at a time, and fails if
+// any one was not acknowledged (the caller then answers 5xx and the
+// sender redelivers; result ids are deterministic, so the sink can drop
+// the ones it already has).
 func (s *HTTPSink) Send(ctx context.Context, events []event.Event) error {
-	for i := range events {
-		if res := s.client.Send(ctx, events[i]); !protocol.IsACK(res) {
-			return fmt.Errorf("send result event %d of %d: %w", i+1, len(events), res)
+	if len(events) == 1 {
+		if res := s.client.Send(ctx, events[0]); !protocol.IsACK(res) {
+			return fmt.Errorf("send result event: %w", res)
 		}
+		return nil
 	}
-	return nil
+	errs := make([]error, len(events))
+	sem := make(chan struct{}, sinkParallelism)
+	var wg sync.WaitGroup
+	for i := range events {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if res := s.client.Send(ctx, events[i]); !protocol.IsACK(res) {
+				errs[i] = fmt.Errorf("send result event %d of %d: %w", i+1, len(events), res)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
