@@ -99,3 +99,41 @@ func mustFreePort(t *testing.T) int {
 	require.NoError(t, err)
 	return p
 }
+
+func TestColdStartFromRuntimeMetrics(t *testing.T) {
+	const page = `# TYPE veil_coldstart_last_phase_seconds gauge
+veil_coldstart_last_phase_seconds{phase="total"} 0.05
+veil_coldstart_last_phase_seconds{phase="attest"} 0.003
+veil_coldstart_last_phase_seconds{phase="evidence"} 0.0001
+veil_coldstart_last_phase_seconds{phase="session"} 0.04
+`
+	tests := []struct {
+		name    string
+		page    string
+		want    []Phase
+		wantErr string
+	}{
+		{"phases in cold-start order", page,
+			[]Phase{{"evidence", 0.0001}, {"attest", 0.003}, {"session", 0.04}, {"total", 0.05}}, ""},
+		{"no cold-start metric", "# TYPE up gauge\nup 1\n", nil, "veil_coldstart_last_phase_seconds"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				assert.Equal(t, "/metrics", r.URL.Path)
+				_, _ = io.WriteString(w, tt.page)
+			}))
+			defer srv.Close()
+			r := testRun(t)
+			got, err := r.coldStart(context.Background(), runtimeEndpoints{httpURL: srv.URL})
+			if tt.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+			assert.Equal(t, "evidence 100µs, attest 3ms, session 40ms, total 50ms", formatPhases(got))
+		})
+	}
+}
