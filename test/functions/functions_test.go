@@ -15,13 +15,16 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -63,12 +66,12 @@ func newStack(t *testing.T) *stack {
 }
 
 // startBatcher runs a veil-batcher against the runtime port over protocol.
-func (s *stack) startBatcher(protocol string, port int) string {
+func (s *stack) startBatcher(protocol string, port int, extra ...string) string {
 	bport := e2e.FreePort(s.t)
-	b := e2e.Start(s.t, "veil-batcher", nil,
-		"--runtime", fmt.Sprintf("http://127.0.0.1:%d", port), "--protocol", protocol,
+	args := []string{"--runtime", fmt.Sprintf("http://127.0.0.1:%d", port), "--protocol", protocol,
 		"--listen_address", fmt.Sprintf("127.0.0.1:%d", bport),
-		"--max_batch_size", "64", "--max_latency", "5ms", "--request_timeout", "2s")
+		"--max_batch_size", "64", "--max_latency", "5ms", "--request_timeout", "2s"}
+	b := e2e.Start(s.t, "veil-batcher", nil, append(args, extra...)...)
 	url := fmt.Sprintf("http://127.0.0.1:%d", bport)
 	e2e.WaitHTTP(s.t, b, url+"/health/readiness", 30*time.Second)
 	return url
@@ -260,6 +263,57 @@ func TestFunctionsEndToEnd(t *testing.T) {
 		wait(t, s.gen(url, 2000, out, "--seed", "14", "--mode", "batched", "--batch_events", "20"), 2*time.Minute)
 		checkReplies(t, out, want)
 	})
+
+	// SinkBinding: results go to K_SINK, the sender gets 202s.
+	for _, batch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("K_SINK sink_batch=%v", batch), func(t *testing.T) {
+			var mu sync.Mutex
+			got := map[string]float32{}
+			sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				ev, err := cehttp.NewEventFromHTTPRequest(r)
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusBadRequest)
+					return
+				}
+				var rows []reply
+				if batch {
+					assert.Equal(t, "dev.veil.fraud.score.batch.v1", ev.Type())
+					assert.NoError(t, json.Unmarshal(ev.Data(), &rows))
+				} else {
+					var one reply
+					assert.Equal(t, "dev.veil.fraud.score.v1", ev.Type())
+					assert.NoError(t, json.Unmarshal(ev.Data(), &one))
+					rows = []reply{one}
+				}
+				mu.Lock()
+				for _, r := range rows {
+					got[r.TransactionID] = r.Score
+				}
+				mu.Unlock()
+				w.WriteHeader(http.StatusAccepted)
+			}))
+			defer sink.Close()
+			extra := []string{"--sink", sink.URL}
+			if batch {
+				extra = append(extra, "--sink_batch")
+			}
+			url := s.startBatcher("grpc-raw", s.rtGRPC, extra...)
+			seed := uint64(15)
+			if batch {
+				seed = 16
+			}
+			want := s.directScores(seed, 2000)
+			g := s.gen(url, 2000, filepath.Join(dir, fmt.Sprintf("sink-%v.jsonl", batch)), "--seed", strconv.FormatUint(seed, 10), "--mode", "batched", "--batch_events", "25")
+			wait(t, g, 2*time.Minute)
+			assert.Contains(t, g.Output(), "2000 acknowledged")
+			mu.Lock()
+			defer mu.Unlock()
+			require.Len(t, got, 2000)
+			for id, score := range got {
+				require.Equal(t, want[id], score, id)
+			}
+		})
+	}
 
 	t.Run("runtime killed mid-stream", func(t *testing.T) {
 		before := s.metrics()
