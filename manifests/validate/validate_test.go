@@ -399,3 +399,32 @@ func TestCRDAttribution(t *testing.T) {
 		assert.True(t, listed[filepath.Base(file)], "%s lacks an attribution row", filepath.Base(file))
 	}
 }
+
+// FuzzValidate feeds arbitrary YAML documents to the validator: it must
+// never panic, and an object without apiVersion/kind is always an error.
+func FuzzValidate(f *testing.F) {
+	files, err := filepath.Glob("testdata/broken/*.yaml")
+	require.NoError(f, err)
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		require.NoError(f, err)
+		f.Add(data)
+	}
+	f.Add([]byte("kind: ConfigMap\nmetadata: {name: x}\n"))
+	v, err := New(filepath.Join(manifestsRoot, "crds"))
+	require.NoError(f, err)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		jsonData, err := yaml.YAMLToJSON(data)
+		if err != nil {
+			return
+		}
+		var obj Object
+		if err := utiljson.Unmarshal(jsonData, &obj); err != nil || obj == nil {
+			return
+		}
+		err = v.Validate(obj)
+		if _, ok := obj["apiVersion"].(string); !ok {
+			require.Error(t, err)
+		}
+	})
+}
