@@ -153,10 +153,12 @@ func New(cfg Config) (*Service, error) {
 			return nil, errors.New("functions: --sink_batch needs K_SINK (or --sink)")
 		}
 		bcfg.Publisher = func(ctx context.Context, batch []batcher.Scored) error {
-			if err := sink.Send(ctx, []event.Event{s.handler.BatchResultEvent(batch)}); err != nil {
+			ev := s.handler.BatchResultEvent(batch)
+			if err := sink.Send(ctx, []event.Event{ev}); err != nil {
 				return err
 			}
 			metrics.ResultsOut.WithLabelValues("sink_batch").Add(float64(len(batch)))
+			metrics.BytesOut.Add(float64(receiver.EventWireBytes(&ev)))
 			return nil
 		}
 	}

@@ -291,6 +291,9 @@ func (h *Handler) sendToSink(ctx context.Context, events []event.Event) error {
 		return err
 	}
 	h.metrics.ResultsOut.WithLabelValues("sink").Add(float64(len(events)))
+	for i := range events {
+		h.metrics.BytesOut.Add(float64(EventWireBytes(&events[i])))
+	}
 	return nil
 }
 
@@ -465,6 +468,25 @@ func eventHeaderBytes(h http.Header) int {
 			n += len(k) + len(v) + 4 // ": " and CRLF
 		}
 	}
+	return n
+}
+
+// EventWireBytes is the size of ev sent in binary mode: its body plus the
+// ce-* and content-type headers, counted as eventHeaderBytes does. Used
+// for results sent to K_SINK, which do not pass through countingWriter.
+func EventWireBytes(ev *event.Event) int {
+	n := len(ev.Data())
+	add := func(name, v string) {
+		if v != "" {
+			n += len(name) + len(v) + 4
+		}
+	}
+	add("Ce-Specversion", ev.SpecVersion())
+	add("Ce-Id", ev.ID())
+	add("Ce-Source", ev.Source())
+	add("Ce-Type", ev.Type())
+	add("Ce-Subject", ev.Subject())
+	add("Content-Type", ev.DataContentType())
 	return n
 }
 

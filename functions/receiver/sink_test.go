@@ -1,6 +1,8 @@
 package receiver
 
 import (
+	"bytes"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -8,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -50,4 +54,15 @@ func TestHTTPSink(t *testing.T) {
 	assert.ErrorContains(t, err, "send result event 2 of 3")
 	failID.Store("solo")
 	assert.Error(t, sink.Send(t.Context(), mk("solo")))
+}
+
+// EventWireBytes (used for K_SINK) counts what countingWriter counts for
+// the same event as a binary-mode reply.
+func TestEventWireBytesMatchesReplyCount(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	resp, body := do(t, binaryRequest(t, f.srv.URL, "w1", "dev.veil.transaction.v1", txData))
+	require.Equal(t, 200, resp.StatusCode)
+	ev, err := cehttp.NewEventFromHTTPResponse(&http.Response{Header: resp.Header, Body: io.NopCloser(bytes.NewReader(body))})
+	require.NoError(t, err)
+	assert.Equal(t, float64(EventWireBytes(ev)), testutil.ToFloat64(f.metrics.BytesOut))
 }

@@ -127,10 +127,13 @@ func (s *stack) directScores(seed uint64, count int) map[string]float32 {
 	return out
 }
 
-// metrics reads the batcher's counters, summed over labels.
-func (s *stack) metrics() map[string]float64 {
-	resp, err := http.Get(s.batcherURL + "/metrics")
-	require.NoError(s.t, err)
+// metrics reads the main batcher's counters, summed over labels.
+func (s *stack) metrics() map[string]float64 { return scrape(s.t, s.batcherURL) }
+
+// scrape reads a batcher's veil_batcher_* series, summed over labels.
+func scrape(t *testing.T, batcherURL string) map[string]float64 {
+	resp, err := http.Get(batcherURL + "/metrics")
+	require.NoError(t, err)
 	defer resp.Body.Close()
 	m := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
@@ -147,7 +150,7 @@ func (s *stack) metrics() map[string]float64 {
 			name = name[:i]
 		}
 		v, err := strconv.ParseFloat(val, 64)
-		require.NoError(s.t, err)
+		require.NoError(t, err)
 		m[name] += v
 	}
 	return m
@@ -303,6 +306,7 @@ func TestFunctionsEndToEnd(t *testing.T) {
 				seed = 16
 			}
 			want := s.directScores(seed, 2000)
+			before := scrape(t, url)
 			g := s.gen(url, 2000, filepath.Join(dir, fmt.Sprintf("sink-%v.jsonl", batch)), "--seed", strconv.FormatUint(seed, 10), "--mode", "batched", "--batch_events", "25")
 			wait(t, g, 2*time.Minute)
 			assert.Contains(t, g.Output(), "2000 acknowledged")
@@ -312,6 +316,12 @@ func TestFunctionsEndToEnd(t *testing.T) {
 			for id, score := range got {
 				require.Equal(t, want[id], score, id)
 			}
+			after := scrape(t, url)
+			in := after["veil_batcher_ingress_bytes_total"] - before["veil_batcher_ingress_bytes_total"]
+			eg := after["veil_batcher_egress_bytes_total"] - before["veil_batcher_egress_bytes_total"]
+			msg := fmt.Sprintf("EGRESS K_SINK sink_batch=%v: %.0f transaction bytes in, %.0f result bytes out, ratio %.3f", batch, in, eg, eg/in)
+			t.Log(msg)
+			fmt.Println(msg)
 		})
 	}
 
