@@ -36,7 +36,7 @@ func (r *run) score(ctx context.Context, batcherURL, batcherMetrics string) erro
 
 // send is step 4: generate the transactions and send them to the batcher.
 func (r *run) send(ctx context.Context, batcherURL string) ([]Sent, error) {
-	txs, err := GenerateTransactions(r.cfg.Count, r.cfg.Seed, r.cfg.FraudRate)
+	txs, err := generate(r.cfg.Count, r.cfg.Seed, r.cfg.FraudRate)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +49,7 @@ func (r *run) send(ctx context.Context, batcherURL string) ([]Sent, error) {
 	progress := NewProgress(r.out, "sent", len(txs), r.cfg.Terminal)
 	sent, err := sendAll(ctx, LoadConfig{
 		Target: batcherURL, Source: "veil-run/generator", Rate: r.cfg.Rate,
-		Concurrency: r.cfg.Senders, MaxAttempts: 10, Progress: progress,
+		Concurrency: r.cfg.Senders, Retries: 9, Progress: progress,
 	}, txs)
 	progress.Finish()
 	if err != nil {

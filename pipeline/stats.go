@@ -88,7 +88,7 @@ type Outcome struct {
 	Missing    int // sent, no result
 	Unexpected int // results for ids that were never sent
 	Duplicates int
-	Retries    int // extra delivery attempts after 429/5xx answers
+	Retries    int // extra delivery attempts (429/5xx answers, connection errors)
 	Flagged    int
 	TrueFraud  int // among sent
 	Confusion  Confusion

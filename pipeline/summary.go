@@ -156,7 +156,7 @@ func (s Summary) PrintTable(w io.Writer) error {
 		fmt.Fprintf(tw, "  %s\t"+format+"\n", append([]any{k}, args...)...)
 	}
 	fmt.Fprintln(tw, "Summary")
-	row("transactions sent", "%d (%d redeliveries after 429/5xx answers)", s.Sent, s.Retries)
+	row("transactions sent", "%d (%d sends retried after 429/5xx answers or connection errors)", s.Sent, s.Retries)
 	row("transactions scored", "%d (missing %d, duplicate results %d)", s.Scored, s.Missing, s.Duplicates)
 	row("flagged as fraud", "%d (true fraud %d; TP %d, FP %d, FN %d)", s.Flagged, s.TrueFraud, s.Confusion.TP, s.Confusion.FP, s.Confusion.FN)
 	row("precision / recall", "%s / %s (accuracy %s, vs generator ground truth)", pct(s.Precision), pct(s.Recall), pct(s.Accuracy))

@@ -88,7 +88,7 @@ func TestPrintTable(t *testing.T) {
 	require.NoError(t, s.PrintTable(&b))
 	out := b.String()
 	for _, want := range []string{
-		"transactions sent    10 (4 redeliveries",
+		"transactions sent    10 (4 sends retried",
 		"transactions scored  9 (missing 1",
 		"50.0 % / 25.0 %",
 		"123 transactions/s",

@@ -14,6 +14,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/veil-ai/veil/functions/gen"
+	"github.com/veil-ai/veil/functions/transaction"
 )
 
 // flakyBatcher answers each event id with the statuses in script (one per
@@ -37,7 +40,7 @@ func (f *flakyBatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status = s[n]
 	}
 	f.mu.Unlock()
-	if r.Header.Get("ce-type") != TransactionEventType {
+	if r.Header.Get("ce-type") != transaction.EventType {
 		status = http.StatusBadRequest
 	}
 	w.WriteHeader(status)
@@ -59,14 +62,15 @@ func newFlaky(script map[string][]int) *flakyBatcher {
 	return &flakyBatcher{script: script, attempts: map[string]int{}, bodies: map[string]string{}}
 }
 
-func makeTxs(n int) []Transaction {
-	txs := make([]Transaction, n)
-	for i := range txs {
-		id := fmt.Sprintf("tx-%04d", i)
-		txs[i] = Transaction{ID: id, Fraud: i%10 == 0, Data: []byte(`{"transaction_id":"` + id + `"}`)}
-	}
-	return txs
+func makeTxs(t *testing.T, n int) []gen.Labeled {
+	t.Helper()
+	ls, err := generate(n, 3, 0.1)
+	require.NoError(t, err)
+	return ls
 }
+
+// id is the generator's id of the i-th transaction with seed 3.
+func id(i int) string { return fmt.Sprintf("tx-3-%d", i) }
 
 func TestSendAll(t *testing.T) {
 	tests := []struct {
@@ -78,22 +82,22 @@ func TestSendAll(t *testing.T) {
 	}{
 		{name: "all accepted", attempts: 3},
 		{name: "429 and 503 are retried", attempts: 3,
-			script:    map[string][]int{"tx-0003": {429, 503}, "tx-0007": {500}},
-			wantTries: map[string]int{"tx-0003": 3, "tx-0007": 2, "tx-0001": 1}},
-		{name: "too many failures", attempts: 2, script: map[string][]int{"tx-0005": {503, 503, 503}},
-			wantErr: "tx-0005"},
-		{name: "400 is not retried", attempts: 5, script: map[string][]int{"tx-0002": {400}},
-			wantErr: "rejected", wantTries: map[string]int{"tx-0002": 1}},
+			script:    map[string][]int{id(3): {429, 503}, id(7): {500}},
+			wantTries: map[string]int{id(3): 3, id(7): 2, id(1): 1}},
+		{name: "too many failures", attempts: 2, script: map[string][]int{id(5): {503, 503, 503}},
+			wantErr: "not delivered"},
+		{name: "400 is not retried", attempts: 5, script: map[string][]int{id(2): {400}},
+			wantErr: id(2) + " was never acknowledged", wantTries: map[string]int{id(2): 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fb := newFlaky(tt.script)
 			srv := httptest.NewServer(fb)
 			defer srv.Close()
-			txs := makeTxs(40)
+			txs := makeTxs(t, 40)
 			before := time.Now()
 			sent, err := sendAll(context.Background(), LoadConfig{
-				Target: srv.URL, Source: "test", Concurrency: 4, MaxAttempts: tt.attempts, Backoff: time.Millisecond,
+				Target: srv.URL, Source: "test", Concurrency: 4, Retries: tt.attempts - 1,
 			}, txs)
 			for id, n := range tt.wantTries {
 				assert.Equal(t, n, fb.tries(id), id)
@@ -108,9 +112,9 @@ func TestSendAll(t *testing.T) {
 			for i, s := range sent {
 				assert.Equal(t, txs[i].ID, s.ID)
 				assert.Equal(t, txs[i].Fraud, s.Fraud)
-				assert.Equal(t, len(txs[i].Data), s.Bytes)
+				assert.Equal(t, len(eventData(txs[i])), s.Bytes)
 				assert.False(t, s.At.Before(before))
-				assert.Equal(t, string(txs[i].Data), fb.body(s.ID), "data sent as is")
+				assert.Equal(t, string(eventData(txs[i])), fb.body(s.ID), "the bytes counted are the bytes sent")
 				assert.Equal(t, fb.tries(s.ID), s.Attempts, "attempts of %s", s.ID)
 			}
 		})
@@ -120,7 +124,7 @@ func TestSendAll(t *testing.T) {
 func TestSendAllHonoursRate(t *testing.T) {
 	srv := httptest.NewServer(newFlaky(nil))
 	defer srv.Close()
-	sent, err := sendAll(context.Background(), LoadConfig{Target: srv.URL, Source: "test", Concurrency: 8, Rate: 200}, makeTxs(21))
+	sent, err := sendAll(context.Background(), LoadConfig{Target: srv.URL, Source: "test", Concurrency: 8, Rate: 200}, makeTxs(t, 21))
 	require.NoError(t, err)
 	first, last := sent[0].At, sent[0].At
 	for _, s := range sent {
@@ -131,8 +135,8 @@ func TestSendAllHonoursRate(t *testing.T) {
 			last = s.At
 		}
 	}
-	// 21 events at 200/s with a burst of 1 cannot all start within less
-	// than 20 intervals of 5 ms (a lower bound only: never assert speed).
+	// 21 events at 200/s cannot all start within less than 20 intervals
+	// of 5 ms (a lower bound only: never assert speed).
 	assert.GreaterOrEqual(t, last.Sub(first), 95*time.Millisecond)
 }
 
@@ -148,7 +152,7 @@ func TestSendAllCancelled(t *testing.T) {
 	defer close(block)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	_, err := sendAll(ctx, LoadConfig{Target: srv.URL, Source: "test", Concurrency: 2, MaxAttempts: 3}, makeTxs(10))
+	_, err := sendAll(ctx, LoadConfig{Target: srv.URL, Source: "test", Concurrency: 2, Retries: 2}, makeTxs(t, 10))
 	require.Error(t, err)
 }
 
