@@ -29,6 +29,7 @@ var expected = map[string][]string{
 	"overlays/plain":                        {"InferenceService/veil-plain/fraud", "ServingRuntime/veil-plain/veil"},
 	"overlays/kserve-confidential":          {"InferenceService/veil/fraud", "ServingRuntime/veil/veil"},
 	"overlays/cluster-runtime":              {"ClusterServingRuntime//veil"},
+	"overlays/baremetal-tdx":                {"InferenceService/veil/fraud", "ServingRuntime/veil/veil"},
 	"openshift-ai":                          {"Template/redhat-ods-applications/veil"},
 	"eventing":                              {"Broker/veil-onprem/veil", "Trigger/veil-onprem/veil-scores", "Trigger/veil-onprem/veil-transactions"},
 	"knative-serving/features":              {"ConfigMap/knative-serving/config-features"},
@@ -232,6 +233,7 @@ func TestConfidentialVariants(t *testing.T) {
 		{"overlays/standard", "RawDeployment", 1, true, true, false},
 		{"overlays/kserve-confidential", "Serverless", 0, true, false, true},
 		{"overlays/plain", "RawDeployment", 1, false, false, false},
+		{"overlays/baremetal-tdx", "Serverless", 0, true, true, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.dir, func(t *testing.T) {
@@ -245,8 +247,13 @@ func TestConfidentialVariants(t *testing.T) {
 			assert.Equal(t, "veil", get(isvc, "spec", "predictor", "model", "runtime"))
 
 			if tc.confidential {
-				assert.Equal(t, "kata-remote", get(isvc, "spec", "predictor", "runtimeClassName"))
-				assert.Equal(t, "Standard_DC4es_v5", get(isvc, "spec", "predictor", "annotations", "io.katacontainers.config.hypervisor.machine_type"))
+				if tc.dir == "overlays/baremetal-tdx" {
+					assert.Equal(t, "kata-qemu-tdx", get(isvc, "spec", "predictor", "runtimeClassName"))
+					assert.Nil(t, get(isvc, "spec", "predictor", "annotations", "io.katacontainers.config.hypervisor.machine_type"))
+				} else {
+					assert.Equal(t, "kata-remote", get(isvc, "spec", "predictor", "runtimeClassName"))
+					assert.Equal(t, "Standard_DC4es_v5", get(isvc, "spec", "predictor", "annotations", "io.katacontainers.config.hypervisor.machine_type"))
+				}
 				value, _ := get(isvc, "spec", "predictor", "annotations", initdata.AnnotationKey).(string)
 				text, err := initdata.Decode(value)
 				require.NoError(t, err)
