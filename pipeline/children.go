@@ -88,25 +88,39 @@ func (r *run) waitHTTP(ctx context.Context, p *proc, url string) error {
 		if exited, perr := p.exited(); exited {
 			return fmt.Errorf("%s exited (%v) before %s answered:\n%s", p.spec.name, perr, url, p.out.tail(20))
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return fmt.Errorf("probe %s: %w", url, err)
+		status, err := r.probe(ctx, url)
+		if err == nil && status == http.StatusOK {
+			return nil
 		}
-		resp, err := r.http.Do(req)
 		if err == nil {
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = fmt.Errorf("status %s", resp.Status)
-		} else {
-			last = err
+			err = fmt.Errorf("status %d", status)
 		}
+		last = err
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			return fmt.Errorf("%s not ready (last: %v): %w\n%s", url, last, ctx.Err(), p.out.tail(20))
 		}
 	}
+}
+
+// probeTimeout bounds one readiness probe, so that a port answered by
+// something else that never replies cannot stall the wait for long.
+const probeTimeout = time.Second
+
+// probe GETs url once and returns its status.
+func (r *run) probe(ctx context.Context, url string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, fmt.Errorf("probe %s: %w", url, err)
+	}
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	return resp.StatusCode, nil
 }

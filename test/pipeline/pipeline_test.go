@@ -352,3 +352,21 @@ func scoreDirectly(t *testing.T, txs []pipeline.Transaction) []float32 {
 	}
 	return scores
 }
+
+// A run that fails midway (here: the runtime's fixed port is taken) still
+// stops what it started and removes its temp dir.
+func TestVeilRunFailureCleansUp(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	taken := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	v := startVeilRun(t, "--count", "10", "--report", "", "--runtime_http_port", taken)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err = v.Wait(ctx)
+	require.NotErrorIs(t, err, context.DeadlineExceeded)
+	require.Error(t, err, "veil run must fail when the runtime cannot listen")
+	assert.Contains(t, v.Output(), "address already in use")
+	assert.Contains(t, v.Output(), "[1/5]", "the KBS was up before the failure")
+	v.assertNothingLeft(t)
+}
