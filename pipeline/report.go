@@ -251,12 +251,17 @@ func scorePlot(legit, fraud []float64, threshold float64) (*plot.Plot, error) {
 	p.X.Label.Text = "model score"
 	p.Y.Label.Text = "share of class"
 	width := vg.Points(8)
-	lb, err := plotter.NewBarChart(scoreFractions(legit, scoreBins), width)
+	legitShares, fraudShares := scoreFractions(legit, scoreBins), scoreFractions(fraud, scoreBins)
+	// Headroom above the tallest bar for the legend.
+	for _, v := range append(slices.Clone(legitShares), fraudShares...) {
+		p.Y.Max = max(p.Y.Max, v*1.3)
+	}
+	lb, err := plotter.NewBarChart(legitShares, width)
 	if err != nil {
 		return nil, err
 	}
 	lb.Color, lb.LineStyle.Width, lb.Offset = legitColor, 0, -width/2
-	fb, err := plotter.NewBarChart(scoreFractions(fraud, scoreBins), width)
+	fb, err := plotter.NewBarChart(fraudShares, width)
 	if err != nil {
 		return nil, err
 	}
