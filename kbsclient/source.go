@@ -2,9 +2,9 @@ package kbsclient
 
 import (
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
+
+	"github.com/veil-ai/veil/internal/boundedio"
 )
 
 // Key source names, as the runtime's --key_source flag spells them.
@@ -42,7 +42,7 @@ func NewKeySource(cfg SourceConfig) (KeySource, error) {
 		var ca []byte
 		if cfg.KBSCertFile != "" {
 			var err error
-			if ca, err = readFileBounded(cfg.KBSCertFile, maxCertFileBytes); err != nil {
+			if ca, err = boundedio.ReadFile(cfg.KBSCertFile, maxCertFileBytes); err != nil {
 				return nil, fmt.Errorf("KBS certificate (--kbs_cert): %w", err)
 			}
 		}
@@ -57,20 +57,4 @@ func NewKeySource(cfg SourceConfig) (KeySource, error) {
 		})
 	}
 	return nil, fmt.Errorf("key source %q: want %s or %s", cfg.KeySource, SourceCDH, SourceKBS)
-}
-
-func readFileBounded(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return b, nil
 }

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/veil-ai/veil/internal/boundedio"
+
 	"github.com/veil-ai/veil/kbsclient"
 	"github.com/veil-ai/veil/kbsclient/devkbs"
 	"github.com/veil-ai/veil/kbsclient/protocol"
@@ -140,7 +142,7 @@ const maxTokenFileBytes = 4096
 // loadOrCreateToken reads the admin token, creating the file with a fresh
 // random token (0600, O_EXCL so an existing file is never overwritten).
 func loadOrCreateToken(path string) (string, bool, error) {
-	data, err := readBoundedFile(path, maxTokenFileBytes)
+	data, err := boundedio.ReadFile(path, maxTokenFileBytes)
 	if err == nil {
 		tok := strings.TrimSpace(string(data))
 		if tok == "" {
@@ -170,28 +172,11 @@ func loadOrCreateToken(path string) (string, bool, error) {
 	return tok, true, nil
 }
 
-func readBoundedFile(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if int64(len(data)) > limit {
-		clear(data)
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return data, nil
-}
-
 func readCACert(path string) ([]byte, error) {
 	if path == "" {
 		return nil, nil
 	}
-	b, err := readBoundedFile(path, 1<<20)
+	b, err := boundedio.ReadFile(path, 1<<20)
 	if err != nil {
 		return nil, fmt.Errorf("KBS certificate: %w", err)
 	}
@@ -217,7 +202,7 @@ func runKBSUpload(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	tok, err := readBoundedFile(*tokenFile, maxTokenFileBytes)
+	tok, err := boundedio.ReadFile(*tokenFile, maxTokenFileBytes)
 	if err != nil {
 		return fmt.Errorf("admin token: %w", err)
 	}
@@ -225,7 +210,7 @@ func runKBSUpload(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	data, err := readBoundedFile(*in, protocol.MaxBodyBytes)
+	data, err := boundedio.ReadFile(*in, protocol.MaxBodyBytes)
 	if err != nil {
 		return fmt.Errorf("resource file: %w", err)
 	}

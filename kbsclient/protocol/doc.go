@@ -5,5 +5,6 @@
 //
 // It has no network code, so both the client (package kbsclient) and the
 // development server (package devkbs) share exactly one definition of the
-// protocol. See docs in /work/shared/spec/kbs-protocol.md for the facts.
+// protocol. Message shapes follow Trustee's kbs-types 0.18 as used by Trustee
+// v0.14–v0.21 and guest-components of the same releases.
 package protocol

@@ -8,6 +8,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/veil-ai/veil/internal/boundedio"
+
 	"github.com/veil-ai/veil/kbsclient"
 	"github.com/veil-ai/veil/runtime/sealed"
 )
@@ -107,7 +109,7 @@ func (c Config) newKeySource(log *slog.Logger) (kbsclient.KeySource, error) {
 		var ca []byte
 		if c.KBSCert != "" {
 			var err error
-			if ca, err = readBounded(c.KBSCert, maxCertBytes); err != nil {
+			if ca, err = boundedio.ReadFile(c.KBSCert, maxCertBytes); err != nil {
 				return nil, fmt.Errorf("KBS certificate: %w", err)
 			}
 		}

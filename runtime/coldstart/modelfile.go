@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 
+	"github.com/veil-ai/veil/internal/boundedio"
+
 	"github.com/veil-ai/veil/runtime/modeldir"
 	"github.com/veil-ai/veil/runtime/sealed"
 )
@@ -49,7 +51,7 @@ func ReadSealed(m modeldir.Model) ([]byte, error) {
 	if m.Kind != KindSealed {
 		return nil, fmt.Errorf("model file %s is %q, not sealed", m.Path, m.Kind)
 	}
-	b, err := readBounded(m.Path, sealed.MaxSealedBytes)
+	b, err := boundedio.ReadFile(m.Path, sealed.MaxSealedBytes)
 	if err != nil {
 		return nil, fmt.Errorf("read sealed model: %w", err)
 	}
