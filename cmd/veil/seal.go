@@ -9,7 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"testing/fstest"
 
 	jose "github.com/go-jose/go-jose/v4"
 
@@ -99,10 +98,7 @@ func sealSource(in string) (fs.FS, string) {
 	if in != "" {
 		return os.DirFS(in), in
 	}
-	return fstest.MapFS{
-		"1/model.onnx":         {Data: models.FraudONNX, Mode: 0o644},
-		"artifact/scaler.json": {Data: models.FraudScalerJSON, Mode: 0o644},
-	}, "(embedded fraud model)"
+	return models.FraudTree(), "(embedded fraud model)"
 }
 
 // writeKeyFile stores the raw key with mode 0600, never replacing an
