@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
 )
 
 // DecodeRESTRequest decodes a REST inference request body. jsonLen is the
@@ -238,28 +239,23 @@ func AppendBinary(dst []byte, t *Tensor) []byte {
 // returns the body and the JSON header's length: when that is shorter than
 // the body, send it as Inference-Header-Content-Length.
 func EncodeRESTRequest(req *InferRequest, binaryInputs bool) ([]byte, int, error) {
-	wire := InferenceRequest{ID: req.ID, Parameters: req.Parameters, Outputs: req.Outputs}
-	wire.Inputs = make([]RequestInput, len(req.Inputs))
-	var bin []*Tensor
-	for i := range req.Inputs {
-		t := &req.Inputs[i]
-		if err := t.Validate(); err != nil {
-			return nil, 0, err
-		}
-		in := RequestInput{Name: t.Name, Shape: shapeOrEmpty(t.Shape), Datatype: string(t.Datatype), Parameters: t.Parameters}
-		if binaryInputs || needsBinary(t.Datatype) {
-			in.Parameters = withParam(t.Parameters, ParamBinaryDataSize, BinarySize(t))
-			bin = append(bin, t)
-		} else {
-			data, err := AppendJSONData(nil, t)
-			if err != nil {
-				return nil, 0, err
-			}
-			in.Data = data
-		}
-		wire.Inputs[i] = in
+	var w envelope
+	w.open()
+	if req.ID != "" {
+		w.field("id", req.ID)
 	}
-	return appendBlobs(wire, bin)
+	if len(req.Parameters) > 0 {
+		w.field("parameters", req.Parameters)
+	}
+	w.key("inputs")
+	bin, err := w.tensors(req.Inputs, func(t *Tensor) bool { return binaryInputs })
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(req.Outputs) > 0 {
+		w.field("outputs", req.Outputs)
+	}
+	return w.finish(bin)
 }
 
 // EncodeRESTResponse encodes resp as a REST body; outputs for which binary
@@ -267,48 +263,112 @@ func EncodeRESTRequest(req *InferRequest, binaryInputs bool) ([]byte, int, error
 // extension. binary may be nil (all JSON). Returns body and JSON length as
 // EncodeRESTRequest does.
 func EncodeRESTResponse(resp *InferResponse, binary func(name string) bool) ([]byte, int, error) {
-	wire := InferenceResponse{ModelName: resp.ModelName, ModelVersion: resp.ModelVersion, ID: resp.ID, Parameters: resp.Parameters}
-	wire.Outputs = make([]ResponseOutput, len(resp.Outputs))
-	var bin []*Tensor
-	for i := range resp.Outputs {
-		t := &resp.Outputs[i]
-		if err := t.Validate(); err != nil {
-			return nil, 0, fmt.Errorf("output %q: %w", t.Name, err)
-		}
-		out := ResponseOutput{Name: t.Name, Shape: shapeOrEmpty(t.Shape), Datatype: string(t.Datatype), Parameters: t.Parameters}
-		if needsBinary(t.Datatype) || (binary != nil && binary(t.Name)) {
-			out.Parameters = withParam(t.Parameters, ParamBinaryDataSize, BinarySize(t))
-			bin = append(bin, t)
-		} else {
-			data, err := AppendJSONData(nil, t)
-			if err != nil {
-				return nil, 0, err
-			}
-			out.Data = data
-		}
-		wire.Outputs[i] = out
+	var w envelope
+	w.open()
+	w.field("model_name", resp.ModelName)
+	if resp.ModelVersion != "" {
+		w.field("model_version", resp.ModelVersion)
 	}
-	return appendBlobs(wire, bin)
+	w.field("id", resp.ID)
+	if len(resp.Parameters) > 0 {
+		w.field("parameters", resp.Parameters)
+	}
+	w.key("outputs")
+	bin, err := w.tensors(resp.Outputs, func(t *Tensor) bool { return binary != nil && binary(t.Name) })
+	if err != nil {
+		return nil, 0, err
+	}
+	return w.finish(bin)
 }
 
-func appendBlobs(wire any, bin []*Tensor) ([]byte, int, error) {
-	header, err := json.Marshal(wire)
-	if err != nil {
-		return nil, 0, fmt.Errorf("encode inference JSON: %w", err)
+// envelope writes the JSON header of a REST body field by field, with the
+// same field names as InferenceRequest and InferenceResponse. It exists
+// because encoding/json re-validates every pre-encoded data array it embeds
+// (json.RawMessage is compacted on output), which costs as much as encoding
+// the numbers; tensor data from AppendJSONData is valid by construction.
+type envelope struct {
+	b     []byte
+	comma bool
+	err   error
+}
+
+func (w *envelope) open() { w.b = append(w.b, '{') }
+
+func (w *envelope) key(k string) {
+	if w.comma {
+		w.b = append(w.b, ',')
 	}
-	if len(bin) == 0 {
-		return header, len(header), nil
+	w.comma = true
+	w.b = strconv.AppendQuote(w.b, k)
+	w.b = append(w.b, ':')
+}
+
+// field writes a small value with encoding/json (ids, names, parameters).
+func (w *envelope) field(k string, v any) {
+	w.key(k)
+	enc, err := json.Marshal(v)
+	if err != nil && w.err == nil {
+		w.err = fmt.Errorf("encode %s: %w", k, err)
 	}
-	total := len(header)
+	w.b = append(w.b, enc...)
+}
+
+// tensors writes an array of $request_input / $response_output objects and
+// returns the tensors whose data goes to the binary extension.
+func (w *envelope) tensors(ts []Tensor, wantBinary func(*Tensor) bool) ([]*Tensor, error) {
+	var bin []*Tensor
+	w.b = append(w.b, '[')
+	for i := range ts {
+		t := &ts[i]
+		if err := t.Validate(); err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			w.b = append(w.b, ',')
+		}
+		var inner envelope
+		inner.b = w.b
+		inner.open()
+		inner.field("name", t.Name)
+		inner.field("shape", shapeOrEmpty(t.Shape))
+		inner.field("datatype", string(t.Datatype))
+		params := t.Parameters
+		isBinary := needsBinary(t.Datatype) || wantBinary(t)
+		if isBinary {
+			params = withParam(t.Parameters, ParamBinaryDataSize, BinarySize(t))
+		}
+		if len(params) > 0 {
+			inner.field("parameters", params)
+		}
+		if isBinary {
+			bin = append(bin, t)
+		} else {
+			inner.key("data")
+			var err error
+			if inner.b, err = AppendJSONData(inner.b, t); err != nil {
+				return nil, err
+			}
+		}
+		if inner.err != nil {
+			return nil, inner.err
+		}
+		w.b = append(inner.b, '}')
+	}
+	w.b = append(w.b, ']')
+	return bin, nil
+}
+
+// finish closes the header and appends the binary blobs after it.
+func (w *envelope) finish(bin []*Tensor) ([]byte, int, error) {
+	if w.err != nil {
+		return nil, 0, w.err
+	}
+	w.b = append(w.b, '}')
+	header := len(w.b)
 	for _, t := range bin {
-		total += BinarySize(t)
+		w.b = AppendBinary(w.b, t)
 	}
-	body := make([]byte, 0, total)
-	body = append(body, header...)
-	for _, t := range bin {
-		body = AppendBinary(body, t)
-	}
-	return body, len(header), nil
+	return w.b, header, nil
 }
 
 func shapeOrEmpty(s []int64) []int64 {

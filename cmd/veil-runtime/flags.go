@@ -22,6 +22,7 @@ func parseFlags(args []string) (server.Config, error) {
 	fs.StringVar(&cfg.ORTLibrary, "ort_library", "", "onnxruntime shared library (default: $ORT_LIBRARY_PATH, else libonnxruntime.so.1 beside this binary)")
 	fs.Int64Var(&cfg.MaxRequestBytes, "max_request_bytes", server.DefaultMaxRequestBytes, "largest REST body or gRPC message accepted")
 	fs.IntVar(&cfg.IntraOpThreads, "intra_op_threads", 0, "onnxruntime intra-op threads (0: the cgroup CPU quota)")
+	fs.BoolVar(&cfg.IntraOpSpinning, "intra_op_spinning", false, "let idle onnxruntime intra-op threads busy-wait (lower latency for one request at a time, burns CPU under concurrent load)")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown_grace", server.DefaultShutdownGrace, "how long SIGTERM waits for in-flight requests")
 	logLevel := fs.String("log_level", "info", "log level: debug, info, warn or error")
 	batching := addBatchFlags(fs)

@@ -47,7 +47,7 @@ func (s *sealedFlags) apply(cfg *server.Config, log *slog.Logger) error {
 			return err
 		}
 	}
-	cfg.Loader = sealedAwareLoader(cfg.ModelDir, onnx.Options{IntraOpThreads: cfg.IntraOpThreads}, cs)
+	cfg.Loader = sealedAwareLoader(cfg.ModelDir, cfg.ModelOptions(), cs)
 	return nil
 }
 

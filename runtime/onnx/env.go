@@ -26,6 +26,12 @@ func NewEnv(libraryPath string) (*Env, error) {
 	if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
 		return nil, fmt.Errorf("initialise onnxruntime from %s: %w", libraryPath, err)
 	}
+	// The npm build of onnxruntime records telemetry sessions; a confidential
+	// server sends nothing anywhere and leaves no files behind.
+	if err := ort.DisableTelemetry(); err != nil {
+		_ = ort.DestroyEnvironment()
+		return nil, fmt.Errorf("disable onnxruntime telemetry: %w", err)
+	}
 	return &Env{}, nil
 }
 

@@ -23,6 +23,12 @@ type Options struct {
 	// IntraOpThreads is onnxruntime's intra-op thread count; 0 means
 	// DefaultIntraOpThreads (the cgroup CPU quota).
 	IntraOpThreads int
+	// IntraOpSpinning lets idle intra-op threads busy-wait for the next
+	// piece of work (onnxruntime's own default). Off here: a server runs
+	// many requests at once on their own goroutines, and spinning threads
+	// burn the very cores those requests need (CPU profiles of the bench
+	// showed most server CPU spent spinning inside onnxruntime).
+	IntraOpSpinning bool
 }
 
 // Model is one loaded ONNX model. Infer may be called from any number of
@@ -97,6 +103,13 @@ func (e *Env) NewModel(onnxBytes []byte, opts Options) (*Model, error) {
 	}
 	if err := so.SetIntraOpNumThreads(threads); err != nil {
 		return nil, fmt.Errorf("set intra-op threads to %d: %w", threads, err)
+	}
+	spin := "0"
+	if opts.IntraOpSpinning {
+		spin = "1"
+	}
+	if err := so.AddSessionConfigEntry("session.intra_op.allow_spinning", spin); err != nil {
+		return nil, fmt.Errorf("set intra-op spinning to %s: %w", spin, err)
 	}
 	// Requests run concurrently on their own goroutines; one inter-op
 	// thread per session keeps the thread count bounded by the quota.

@@ -38,6 +38,8 @@ type Config struct {
 	MaxRequestBytes int64
 	// IntraOpThreads for the default loader (0 = cgroup CPU quota).
 	IntraOpThreads int
+	// IntraOpSpinning lets onnxruntime's idle intra-op threads busy-wait.
+	IntraOpSpinning bool
 	// ShutdownGrace bounds how long SIGTERM waits for in-flight requests
 	// (30 s, KServe's grace period).
 	ShutdownGrace time.Duration
@@ -118,4 +120,10 @@ func (c Config) withDefaults() (Config, error) {
 		errs = append(errs, fmt.Errorf("intra-op threads %d is negative", c.IntraOpThreads))
 	}
 	return c, errors.Join(errs...)
+}
+
+// ModelOptions are the onnxruntime session options the configuration asks
+// for, shared by every loader (plain or sealed).
+func (c Config) ModelOptions() onnx.Options {
+	return onnx.Options{IntraOpThreads: c.IntraOpThreads, IntraOpSpinning: c.IntraOpSpinning}
 }

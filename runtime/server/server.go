@@ -161,7 +161,7 @@ func (s *Server) load(ctx context.Context) {
 	start := time.Now()
 	loader := s.cfg.Loader
 	if loader == nil {
-		loader = DirLoader(s.cfg.ModelDir, onnx.Options{IntraOpThreads: s.cfg.IntraOpThreads})
+		loader = DirLoader(s.cfg.ModelDir, s.cfg.ModelOptions())
 	}
 	sv, err := s.runLoader(ctx, loader)
 	if err != nil {
