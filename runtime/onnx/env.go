@@ -27,7 +27,9 @@ func NewEnv(libraryPath string) (*Env, error) {
 		return nil, fmt.Errorf("initialise onnxruntime from %s: %w", libraryPath, err)
 	}
 	// The npm build of onnxruntime records telemetry sessions; a confidential
-	// server sends nothing anywhere and leaves no files behind.
+	// server reports nothing. (That build still writes $TMPDIR/.ses, a
+	// timestamp and a random session id, when the library is loaded, before
+	// any call can stop it; it holds no model, key or request data.)
 	if err := ort.DisableTelemetry(); err != nil {
 		_ = ort.DestroyEnvironment()
 		return nil, fmt.Errorf("disable onnxruntime telemetry: %w", err)
