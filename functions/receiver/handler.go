@@ -431,24 +431,22 @@ func isJSON(ct string) bool {
 }
 
 func writeStructured(w http.ResponseWriter, ev *event.Event) {
-	b, err := json.Marshal(ev)
-	if err != nil {
-		http.Error(w, "encoding reply failed", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", contentTypeStructured)
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
+	writeEvents(w, http.StatusOK, contentTypeStructured, ev)
 }
 
 func writeBatch(w http.ResponseWriter, status int, events []event.Event) {
-	b, err := json.Marshal(events)
+	writeEvents(w, status, contentTypeBatch, events)
+}
+
+// writeEvents answers with v (one event or a batch) as JSON of the given
+// CloudEvents content type.
+func writeEvents(w http.ResponseWriter, status int, contentType string, v any) {
+	b, err := json.Marshal(v)
 	if err != nil {
 		http.Error(w, "encoding reply failed", http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", contentTypeBatch)
+	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
