@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/veil-ai/veil/models"
+	"github.com/veil-ai/veil/test/e2e"
 )
 
 // runtimeServer is one veil-runtime started for the bench: normally the
@@ -29,24 +29,6 @@ type runtimeServer struct {
 
 	mu      sync.Mutex
 	cleanup []func()
-}
-
-// lockedBuffer collects the server's output, shown if it fails.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // runtimeArgs are veil-runtime's flags for serving the shipped fraud model
@@ -92,7 +74,7 @@ func startRuntime(ctx context.Context, cfg config, bs batchSettings) (*runtimeSe
 	}
 	args := append(append(runtimeArgs(modelDir, httpPort, grpcPort), bs.args()...), cfg.serverArgs...)
 	cmd := exec.Command(path, args...)
-	out := &lockedBuffer{}
+	out := &e2e.SyncBuffer{} // shown if the server fails to start
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(modelDir)

@@ -56,25 +56,25 @@ func FreePort(tb testing.TB) int {
 type Process struct {
 	Name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *SyncBuffer
 	done chan struct{}
 	err  error
 }
 
-// syncBuffer collects a process's combined output for assertions and for
-// the test log on failure.
-type syncBuffer struct {
+// SyncBuffer collects a process's combined output for assertions and for
+// the log on failure; it is safe to write and read at the same time.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -88,7 +88,7 @@ func Start(tb testing.TB, name string, env []string, args ...string) *Process {
 	path := filepath.Join(BinDir(tb), name)
 	cmd := exec.Command(path, args...)
 	cmd.Env = append(os.Environ(), env...)
-	out := &syncBuffer{}
+	out := &SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start %s: %v", name, err)
