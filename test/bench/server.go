@@ -125,28 +125,18 @@ func writeModelDir() (string, error) {
 // cpu meters the server.
 func (s *runtimeServer) cpu() cpuMeter { return s.meter }
 
-// waitReady polls the model's readiness until it answers 200.
+// waitReady polls the model's readiness until it answers 200; done closing
+// means the server has ended.
 func waitReady(ctx context.Context, httpURL string, done <-chan struct{}, timeout time.Duration) error {
-	url := httpURL + "/v2/models/" + modelName + "/ready"
-	hc := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	gone := func() error {
 		select {
 		case <-done:
 			return errors.New("veil-runtime exited before it was ready")
-		case <-ctx.Done():
-			return ctx.Err()
 		default:
+			return nil
 		}
-		if resp, err := hc.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("veil-runtime not ready at %s after %v", url, timeout)
+	return e2e.PollReady(ctx, httpURL+"/v2/models/"+modelName+"/ready", timeout, gone)
 }
 
 // onStop registers cleanup (client connections) to run before the server

@@ -163,16 +163,40 @@ func WaitHTTP(tb testing.TB, p *Process, url string, timeout time.Duration) {
 
 // PollHTTP is WaitHTTP without a testing.TB, for tools such as the bench.
 func PollHTTP(p *Process, url string, timeout time.Duration) error {
+	var gone func() error
+	if p != nil {
+		gone = func() error {
+			if exited, err := p.Exited(); exited {
+				return fmt.Errorf("%s exited before %s was ready: %v", p.Name, url, err)
+			}
+			return nil
+		}
+	}
+	return PollReady(context.Background(), url, timeout, gone)
+}
+
+// PollReady polls url until it answers 200, timeout passes or ctx ends. A
+// non-nil gone is asked before each probe; its error (the server has ended)
+// stops the wait at once, so that servers not started by Start (the bench's
+// in-process one) are watched the same way.
+func PollReady(ctx context.Context, url string, timeout time.Duration, gone func() error) error {
 	deadline := time.Now().Add(timeout)
 	client := &http.Client{Timeout: time.Second}
 	var last error
 	for time.Now().Before(deadline) {
-		if p != nil {
-			if exited, err := p.Exited(); exited {
-				return fmt.Errorf("%s exited before %s was ready: %v", p.Name, url, err)
+		if gone != nil {
+			if err := gone(); err != nil {
+				return err
 			}
 		}
-		resp, err := client.Get(url)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return fmt.Errorf("probe %s: %w", url, err)
+		}
+		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
