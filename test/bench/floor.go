@@ -3,10 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -52,7 +50,7 @@ func startFloor(ctx context.Context) (*floorServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find own executable for the floor server: %w", err)
 	}
-	port, err := freePort()
+	port, err := e2e.PickPort()
 	if err != nil {
 		return nil, err
 	}
@@ -100,18 +98,4 @@ func (f *floorServer) op(batch, clients int) newOp {
 			return nil
 		}, nil
 	}
-}
-
-// freePort asks the kernel for a loopback port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("free port: %w", err)
-	}
-	defer l.Close()
-	addr, ok := l.Addr().(*net.TCPAddr)
-	if !ok {
-		return 0, errors.New("free port: not a TCP address")
-	}
-	return addr.Port, nil
 }

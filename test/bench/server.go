@@ -60,11 +60,11 @@ func startRuntime(ctx context.Context, cfg config, bs batchSettings) (*runtimeSe
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("veil-runtime not built (run `make build`): %w", err)
 	}
-	httpPort, err := freePort()
+	httpPort, err := e2e.PickPort()
 	if err != nil {
 		return nil, err
 	}
-	grpcPort, err := freePort()
+	grpcPort, err := e2e.PickPort()
 	if err != nil {
 		return nil, err
 	}

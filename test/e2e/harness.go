@@ -44,12 +44,25 @@ func RepoRoot() string {
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
+	port, err := PickPort()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return port
+}
+
+// PickPort is FreePort without a testing.TB, for tools such as the bench.
+func PickPort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		tb.Fatalf("free port: %v", err)
+		return 0, fmt.Errorf("free port: %w", err)
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	addr, ok := l.Addr().(*net.TCPAddr)
+	if !ok {
+		return 0, errors.New("free port: not a TCP address")
+	}
+	return addr.Port, nil
 }
 
 // Process is one started binary.
