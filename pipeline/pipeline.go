@@ -20,6 +20,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/veil-ai/veil/internal/freeport"
 )
 
 // Result is a finished run: the summary and the raw material behind it.
@@ -129,12 +131,7 @@ func portOrFree(port int) (int, error) {
 	if port != 0 {
 		return port, nil
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return freeport.Loopback()
 }
 
 func since(t time.Time) string { return round(time.Since(t)) }

@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"time"
 
+	"github.com/veil-ai/veil/internal/freeport"
+
 	"github.com/veil-ai/veil/test/e2e"
 )
 
@@ -50,7 +52,7 @@ func startFloor(ctx context.Context) (*floorServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find own executable for the floor server: %w", err)
 	}
-	port, err := e2e.PickPort()
+	port, err := freeport.Loopback()
 	if err != nil {
 		return nil, err
 	}

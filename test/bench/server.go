@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/veil-ai/veil/internal/freeport"
+
 	"github.com/veil-ai/veil/models"
 	"github.com/veil-ai/veil/test/e2e"
 )
@@ -60,11 +62,11 @@ func startRuntime(ctx context.Context, cfg config, bs batchSettings) (*runtimeSe
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("veil-runtime not built (run `make build`): %w", err)
 	}
-	httpPort, err := e2e.PickPort()
+	httpPort, err := freeport.Loopback()
 	if err != nil {
 		return nil, err
 	}
-	grpcPort, err := e2e.PickPort()
+	grpcPort, err := freeport.Loopback()
 	if err != nil {
 		return nil, err
 	}

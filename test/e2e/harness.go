@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/veil-ai/veil/internal/freeport"
 )
 
 // BinDir is where `make build` put the binaries: $VEIL_BIN_DIR, else the
@@ -44,25 +45,11 @@ func RepoRoot() string {
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	port, err := PickPort()
+	port, err := freeport.Loopback()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return port
-}
-
-// PickPort is FreePort without a testing.TB, for tools such as the bench.
-func PickPort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("free port: %w", err)
-	}
-	defer l.Close()
-	addr, ok := l.Addr().(*net.TCPAddr)
-	if !ok {
-		return 0, errors.New("free port: not a TCP address")
-	}
-	return addr.Port, nil
 }
 
 // Process is one started binary.
