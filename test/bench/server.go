@@ -138,7 +138,7 @@ func waitReady(ctx context.Context, httpURL string, done <-chan struct{}, timeou
 			return nil
 		}
 	}
-	return e2e.PollReady(ctx, httpURL+"/v2/models/"+modelName+"/ready", timeout, gone)
+	return e2e.PollReady(ctx, nil, httpURL+"/v2/models/"+modelName+"/ready", timeout, gone)
 }
 
 // onStop registers cleanup (client connections) to run before the server

@@ -156,32 +156,46 @@ func (p *Process) Kill() {
 // WaitHTTP polls url until it answers 200, the process exits, or timeout.
 func WaitHTTP(tb testing.TB, p *Process, url string, timeout time.Duration) {
 	tb.Helper()
-	if err := PollHTTP(p, url, timeout); err != nil {
+	WaitHTTPWith(tb, nil, p, url, timeout)
+}
+
+// WaitHTTPWith is WaitHTTP probing with client (e.g. one trusting a test
+// CA); nil means a plain client with a one-second timeout.
+func WaitHTTPWith(tb testing.TB, client *http.Client, p *Process, url string, timeout time.Duration) {
+	tb.Helper()
+	if err := PollReady(context.Background(), client, url, timeout, p.exitedBefore(url)); err != nil {
 		tb.Fatalf("%v\n---- output ----\n%s", err, p.Output())
 	}
 }
 
 // PollHTTP is WaitHTTP without a testing.TB, for tools such as the bench.
 func PollHTTP(p *Process, url string, timeout time.Duration) error {
-	var gone func() error
-	if p != nil {
-		gone = func() error {
-			if exited, err := p.Exited(); exited {
-				return fmt.Errorf("%s exited before %s was ready: %v", p.Name, url, err)
-			}
-			return nil
-		}
-	}
-	return PollReady(context.Background(), url, timeout, gone)
+	return PollReady(context.Background(), nil, url, timeout, p.exitedBefore(url))
 }
 
-// PollReady polls url until it answers 200, timeout passes or ctx ends. A
-// non-nil gone is asked before each probe; its error (the server has ended)
-// stops the wait at once, so that servers not started by Start (the bench's
+// exitedBefore is PollReady's gone check for p; none for a nil p.
+func (p *Process) exitedBefore(url string) func() error {
+	if p == nil {
+		return nil
+	}
+	return func() error {
+		if exited, err := p.Exited(); exited {
+			return fmt.Errorf("%s exited before %s was ready: %v", p.Name, url, err)
+		}
+		return nil
+	}
+}
+
+// PollReady polls url with client (nil: a plain one with a one-second
+// timeout) until it answers 200, timeout passes or ctx ends. A non-nil gone
+// is asked before each probe; its error (the server has ended) stops the
+// wait at once, so that servers not started by Start (the bench's
 // in-process one) are watched the same way.
-func PollReady(ctx context.Context, url string, timeout time.Duration, gone func() error) error {
+func PollReady(ctx context.Context, client *http.Client, url string, timeout time.Duration, gone func() error) error {
+	if client == nil {
+		client = &http.Client{Timeout: time.Second}
+	}
 	deadline := time.Now().Add(timeout)
-	client := &http.Client{Timeout: time.Second}
 	var last error
 	for time.Now().Before(deadline) {
 		if gone != nil {

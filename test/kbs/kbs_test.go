@@ -111,20 +111,7 @@ func waitTLS(t *testing.T, p *e2e.Process, url string, caPEM []byte) {
 	pool := x509.NewCertPool()
 	require.True(t, pool.AppendCertsFromPEM(caPEM))
 	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if exited, err := p.Exited(); exited {
-			t.Fatalf("veil kbs serve exited: %v\n%s", err, p.Output())
-		}
-		if resp, err := c.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s not ready\n%s", url, p.Output())
+	e2e.WaitHTTPWith(t, c, p, url, 20*time.Second)
 }
 
 // selfSigned writes a loopback server certificate that is its own CA.
