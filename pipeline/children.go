@@ -2,12 +2,13 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"strings"
-	"time"
+
+	"github.com/veil-ai/veil/internal/httpready"
 )
 
 // bindAttempts bounds restarts after a lost port race: a port found free
@@ -81,46 +82,16 @@ func (r *run) runOnce(ctx context.Context, name, path string, args ...string) er
 
 // waitHTTP polls url until it answers 200, the child exits, or ctx ends.
 func (r *run) waitHTTP(ctx context.Context, p *proc, url string) error {
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	var last error
-	for {
+	gone := func() error {
 		if exited, perr := p.exited(); exited {
 			return fmt.Errorf("%s exited (%v) before %s answered:\n%s", p.spec.name, perr, url, p.out.tail(20))
 		}
-		status, err := r.probe(ctx, url)
-		if err == nil && status == http.StatusOK {
-			return nil
-		}
-		if err == nil {
-			err = fmt.Errorf("status %d", status)
-		}
-		last = err
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return fmt.Errorf("%s not ready (last: %v): %w\n%s", url, last, ctx.Err(), p.out.tail(20))
-		}
+		return nil
 	}
-}
-
-// probeTimeout bounds one readiness probe, so that a port answered by
-// something else that never replies cannot stall the wait for long.
-const probeTimeout = time.Second
-
-// probe GETs url once and returns its status.
-func (r *run) probe(ctx context.Context, url string) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, fmt.Errorf("probe %s: %w", url, err)
+	err := httpready.Wait(ctx, r.http, url, gone)
+	var notReady *httpready.NotReadyError
+	if errors.As(err, &notReady) {
+		return fmt.Errorf("%w\n%s", err, p.out.tail(20))
 	}
-	resp, err := r.http.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-	return resp.StatusCode, nil
+	return err
 }

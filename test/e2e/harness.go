@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/veil-ai/veil/internal/freeport"
+	"github.com/veil-ai/veil/internal/httpready"
 )
 
 // BinDir is where `make build` put the binaries: $VEIL_BIN_DIR, else the
@@ -186,41 +187,18 @@ func (p *Process) exitedBefore(url string) func() error {
 	}
 }
 
-// PollReady polls url with client (nil: a plain one with a one-second
-// timeout) until it answers 200, timeout passes or ctx ends. A non-nil gone
-// is asked before each probe; its error (the server has ended) stops the
-// wait at once, so that servers not started by Start (the bench's
-// in-process one) are watched the same way.
+// PollReady polls url with client (nil: http.DefaultClient; each probe is
+// bounded anyway) until it answers 200, timeout passes or ctx ends. A
+// non-nil gone is asked before each probe; its error (the server has
+// ended) stops the wait at once, so that servers not started by Start (the
+// bench's in-process one) are watched the same way.
 func PollReady(ctx context.Context, client *http.Client, url string, timeout time.Duration, gone func() error) error {
-	if client == nil {
-		client = &http.Client{Timeout: time.Second}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := httpready.Wait(ctx, client, url, gone)
+	var notReady *httpready.NotReadyError
+	if errors.As(err, &notReady) {
+		return fmt.Errorf("waited up to %v: %w", timeout, err)
 	}
-	deadline := time.Now().Add(timeout)
-	var last error
-	for time.Now().Before(deadline) {
-		if gone != nil {
-			if err := gone(); err != nil {
-				return err
-			}
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return fmt.Errorf("probe %s: %w", url, err)
-		}
-		resp, err := client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = fmt.Errorf("status %d", resp.StatusCode)
-		} else {
-			last = err
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return errors.Join(fmt.Errorf("%s not ready after %v", url, timeout), last)
+	return err
 }
