@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/veil-ai/veil/internal/syncbuf"
 	"github.com/veil-ai/veil/kbsclient"
 	"github.com/veil-ai/veil/kbsclient/devkbs"
 	"github.com/veil-ai/veil/kbsclient/protocol"
@@ -52,23 +53,10 @@ func (f *fakeSource) Resource(ctx context.Context, id kbsclient.ResourceID) ([]b
 	return k, t, nil
 }
 
-// logBuffer collects log output for assertions.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
 type harness struct {
 	cs  *ColdStart
 	reg *prometheus.Registry
-	log *logBuffer
+	log *syncbuf.Buffer
 }
 
 func newHarness(t *testing.T, cfg Config, src kbsclient.KeySource) harness {
@@ -76,7 +64,7 @@ func newHarness(t *testing.T, cfg Config, src kbsclient.KeySource) harness {
 	reg := prometheus.NewRegistry()
 	m, err := NewMetrics(reg)
 	require.NoError(t, err)
-	lb := &logBuffer{}
+	lb := &syncbuf.Buffer{}
 	if cfg.ResourceID == "" {
 		cfg.ResourceID = resourceID
 	}

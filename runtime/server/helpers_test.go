@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/veil-ai/veil/internal/syncbuf"
 	"github.com/veil-ai/veil/models"
 	"github.com/veil-ai/veil/oip"
 	pb "github.com/veil-ai/veil/oip/inferencepb"
@@ -44,28 +44,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer collects logs from concurrent handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // testServer is a started server with clients for both ports.
 type testServer struct {
 	*Server
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 	cancel context.CancelFunc
 	base   string
 	grpc   pb.GRPCInferenceServiceClient
@@ -93,7 +75,7 @@ func modelLoader(m Model) Loader {
 // It waits for the loader unless waitLoad is false.
 func start(t *testing.T, loader Loader, waitLoad bool, edit func(*Config)) *testServer {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	cfg := Config{
 		Host: "127.0.0.1", ListenEphemeral: true, Env: testEnv, Loader: loader,
 		Logger:        slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

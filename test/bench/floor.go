@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/veil-ai/veil/internal/freeport"
-
 	"github.com/veil-ai/veil/test/e2e"
 )
 

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/veil-ai/veil/internal/freeport"
-
+	"github.com/veil-ai/veil/internal/syncbuf"
 	"github.com/veil-ai/veil/models"
 	"github.com/veil-ai/veil/test/e2e"
 )
@@ -76,7 +76,7 @@ func startRuntime(ctx context.Context, cfg config, bs batchSettings) (*runtimeSe
 	}
 	args := append(append(runtimeArgs(modelDir, httpPort, grpcPort), bs.args()...), cfg.serverArgs...)
 	cmd := exec.Command(path, args...)
-	out := &e2e.SyncBuffer{} // shown if the server fails to start
+	out := &syncbuf.Buffer{} // shown if the server fails to start
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(modelDir)

@@ -4,7 +4,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,13 +13,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/veil-ai/veil/internal/freeport"
 	"github.com/veil-ai/veil/internal/httpready"
+	"github.com/veil-ai/veil/internal/syncbuf"
 )
 
 // BinDir is where `make build` put the binaries: $VEIL_BIN_DIR, else the
@@ -57,28 +56,9 @@ func FreePort(tb testing.TB) int {
 type Process struct {
 	Name string
 	cmd  *exec.Cmd
-	out  *SyncBuffer
+	out  *syncbuf.Buffer
 	done chan struct{}
 	err  error
-}
-
-// SyncBuffer collects a process's combined output for assertions and for
-// the log on failure; it is safe to write and read at the same time.
-type SyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *SyncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *SyncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // Start runs bin/<name> with args and env (added to the current
@@ -89,7 +69,7 @@ func Start(tb testing.TB, name string, env []string, args ...string) *Process {
 	path := filepath.Join(BinDir(tb), name)
 	cmd := exec.Command(path, args...)
 	cmd.Env = append(os.Environ(), env...)
-	out := &SyncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start %s: %v", name, err)
