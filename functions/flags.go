@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
+
+	"github.com/veil-ai/veil/internal/boundedio"
 
 	"github.com/veil-ai/veil/oip/client"
 )
@@ -74,7 +75,7 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 		cfg.ListenAddress = listen
 	}
 	if scalerFile != "" {
-		b, err := os.ReadFile(scalerFile)
+		b, err := boundedio.ReadFile(scalerFile, maxConfigFileBytes)
 		if err != nil {
 			return cfg, fmt.Errorf("--scaler: %w", err)
 		}
@@ -110,3 +111,7 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 	})
 	return err
 }
+
+// maxConfigFileBytes bounds the operator-supplied files the function reads
+// (scaler JSON, runtime CA): far above any real one, far below memory trouble.
+const maxConfigFileBytes = 1 << 20

@@ -19,8 +19,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"time"
+
+	"github.com/veil-ai/veil/internal/boundedio"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/prometheus/client_golang/prometheus"
@@ -263,7 +264,7 @@ func runtimeTLS(caFile string) (*tls.Config, error) {
 	if caFile == "" {
 		return nil, nil
 	}
-	pem, err := os.ReadFile(caFile)
+	pem, err := boundedio.ReadFile(caFile, maxConfigFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("functions: runtime CA: %w", err)
 	}

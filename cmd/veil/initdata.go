@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/veil-ai/veil/internal/boundedio"
+
 	"github.com/veil-ai/veil/kbsclient/initdata"
 )
 
@@ -84,14 +86,14 @@ func (f initdataFlags) config() (initdata.Config, error) {
 	}
 	cfg := initdata.Config{KBSURL: f.kbsURL, ImagePolicyURI: f.imagePolicyURI, Algorithm: alg}
 	if f.kbsCertFile != "" {
-		pem, err := os.ReadFile(f.kbsCertFile)
+		pem, err := boundedio.ReadFile(f.kbsCertFile, maxConfigFileBytes)
 		if err != nil {
 			return initdata.Config{}, fmt.Errorf("read KBS certificate: %w", err)
 		}
 		cfg.KBSCertPEM = string(pem)
 	}
 	if f.policyFile != "" {
-		policy, err := os.ReadFile(f.policyFile)
+		policy, err := boundedio.ReadFile(f.policyFile, maxConfigFileBytes)
 		if err != nil {
 			return initdata.Config{}, fmt.Errorf("read agent policy: %w", err)
 		}

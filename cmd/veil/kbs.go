@@ -111,7 +111,7 @@ func runKBSServe(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		Logger:                 log,
 	}
 	if f.policy != "" {
-		data, err := os.ReadFile(f.policy)
+		data, err := boundedio.ReadFile(f.policy, maxConfigFileBytes)
 		if err != nil {
 			return fmt.Errorf("read policy: %w", err)
 		}

@@ -70,3 +70,7 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// maxConfigFileBytes bounds the operator-supplied files the subcommands read
+// (policies, certificates): far above any real one, far below memory trouble.
+const maxConfigFileBytes = 1 << 20

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -123,8 +124,9 @@ func measure(ctx context.Context, clients, rowsPerOp int, warmup, duration time.
 	}, nil
 }
 
-// percentile of sorted latencies, nearest-rank.
+// percentile of sorted latencies, nearest-rank: the smallest sample with at
+// least p of all samples at or below it.
 func percentile(sorted []time.Duration, p float64) time.Duration {
-	i := int(p*float64(len(sorted))+0.5) - 1
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
 	return sorted[min(max(i, 0), len(sorted)-1)]
 }
