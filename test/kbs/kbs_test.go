@@ -5,17 +5,11 @@ package kbs
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -82,7 +76,7 @@ func TestServeUploadFetch(t *testing.T) {
 
 func TestServeTLS(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile, caPEM := selfSigned(t, dir)
+	certFile, keyFile, caPEM := e2e.SelfSignedCert(t, dir)
 	token := filepath.Join(dir, "admin-token")
 	require.NoError(t, os.WriteFile(token, []byte("tls-admin-token\n"), 0o600))
 	addr := fmt.Sprintf("127.0.0.1:%d", e2e.FreePort(t))
@@ -94,7 +88,7 @@ func TestServeTLS(t *testing.T) {
 	secretFile := filepath.Join(dir, "s")
 	require.NoError(t, os.WriteFile(secretFile, []byte("tls secret"), 0o600))
 	out, err := veil(t, "kbs", "upload", "--kbs_url", url, "--admin_token_file", token,
-		"--resource_id", "default/k/tls", "--in", secretFile, "--kbs_cert", filepath.Join(dir, "ca.pem"))
+		"--resource_id", "default/k/tls", "--in", secretFile, "--kbs_cert", certFile)
 	require.NoError(t, err, out)
 	out, err = veil(t, "kbs", "upload", "--kbs_url", url, "--admin_token_file", token,
 		"--resource_id", "default/k/tls", "--in", secretFile)
@@ -112,31 +106,4 @@ func waitTLS(t *testing.T, p *e2e.Process, url string, caPEM []byte) {
 	require.True(t, pool.AppendCertsFromPEM(caPEM))
 	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	e2e.WaitHTTPWith(t, c, p, url, 20*time.Second)
-}
-
-// selfSigned writes a loopback server certificate that is its own CA.
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string, caPEM []byte) {
-	t.Helper()
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "veil dev kbs"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
-	require.NoError(t, err)
-	caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyDER, err := x509.MarshalECPrivateKey(priv)
-	require.NoError(t, err)
-	certFile, keyFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "key.pem")
-	require.NoError(t, os.WriteFile(certFile, caPEM, 0o600))
-	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
-	return certFile, keyFile, caPEM
 }

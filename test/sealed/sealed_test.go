@@ -2,17 +2,9 @@ package sealed
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -293,7 +285,7 @@ func TestInteropOpenSSL(t *testing.T) {
 func TestSealedModelThroughKBSOverTLS(t *testing.T) {
 	w := newWorld(t)
 	key := w.seal(t)
-	certFile, keyFile := writeSelfSignedCert(t, w.root)
+	certFile, keyFile, _ := e2e.SelfSignedCert(t, w.root)
 	addr := freeAddr(t)
 	p := e2e.Start(t, "veil", w.env(), "kbs", "serve", "--addr", addr, "--admin_token_file", w.tokenFile,
 		"--insecure_allow_sample_tee", "--tls_cert", certFile, "--tls_key", keyFile)
@@ -313,30 +305,4 @@ func TestSealedModelThroughKBSOverTLS(t *testing.T) {
 		"--tee", "sample", "--insecure_allow_sample_tee", "--key_deadline", "5s")
 	assert.Contains(t, other.expectFailure(t, startTimeout), "certificate")
 	assertNoLeaks(t, key, []string{w.root}, w.allLogs(), w.keyFile)
-}
-
-// writeSelfSignedCert makes a loopback certificate (its own CA) and key.
-func writeSelfSignedCert(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "veil test KBS"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
-	require.NoError(t, err)
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(priv)
-	require.NoError(t, err)
-	certFile, keyFile = filepath.Join(dir, "kbs.crt"), filepath.Join(dir, "kbs.key")
-	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644))
-	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), 0o600))
-	return certFile, keyFile
 }
